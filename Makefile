@@ -1,0 +1,108 @@
+# scipion_cloud: one command to test, one to try the product.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV ?= .venv
+CACHE_DIR ?= $(or $(SCIPION_CLOUD_CACHE),$(HOME)/.cache/scipion_cloud)
+BASE_IMAGE ?= localhost/scipion-cloud/debian12-systemd:latest
+SCENARIO ?=
+PYTEST_ARGS ?=
+
+export SCIPION_CLOUD_CACHE := $(CACHE_DIR)
+export BASE_IMAGE
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# The podman probe (scripts/podman-conf.sh) records whether podman needs our config.
+PODMAN_MODE_FILE := $(CACHE_DIR)/podman-mode
+ifeq ($(shell cat $(PODMAN_MODE_FILE) 2>/dev/null),project)
+export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
+endif
+
+REQ_HASH := $(shell cat requirements.txt requirements-test.txt | sha256sum | cut -c1-12)
+VENV_STAMP := $(VENV)/.installed-$(REQ_HASH)
+COLLECTION_LINK := collections/ansible_collections/i2pc/scipion_cloud
+SCENARIOS := $(if $(SCENARIO),$(SCENARIO),$(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))))
+
+.PHONY: help setup system-packages base-image test checks lint unit provider molecule bench demo demo-down build clean
+
+help:
+	@echo "make demo      bring up the local demo course (see README)"
+	@echo "make test      set up everything, then lint, unit, provider and molecule tests"
+	@echo "make lint | unit | provider | molecule [SCENARIO=name] | bench | build"
+
+## Setup: everything a fresh clone needs; seconds when already done.
+setup: system-packages $(VENV_STAMP) $(COLLECTION_LINK) base-image $(PODMAN_MODE_FILE)
+
+system-packages:
+	@scripts/system-packages.sh
+
+$(VENV_STAMP): requirements.txt requirements-test.txt
+	@echo "venv: installing pinned Python dependencies into $(VENV)"
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(VENV)/bin/pip install -q -r requirements-test.txt 2>&1 | grep -v '^WARNING: Location' || true
+	$(VENV)/bin/pip check >/dev/null
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+base-image: system-packages
+	@scripts/base-image.sh
+
+$(PODMAN_MODE_FILE): | base-image
+	@mkdir -p $(CACHE_DIR)
+	scripts/podman-conf.sh $@
+
+## Tests
+test:
+	@start=$$(date +%s)
+	$(MAKE) --no-print-directory setup
+	echo "setup: $$(( $$(date +%s) - start )) s"
+	$(MAKE) --no-print-directory checks
+
+checks: lint unit provider molecule
+
+lint: setup
+	yamllint --strict .
+	ansible-lint --offline -q
+	ansible-galaxy collection build --force --output-path output/build >/dev/null
+	echo "lint: yamllint, ansible-lint (production) and the collection build are clean"
+
+unit: setup
+	pytest -q tests/unit $(PYTEST_ARGS)
+
+provider: setup
+	pytest -q tests/provider $(PYTEST_ARGS)
+
+molecule: setup
+	failed=""
+	for s in $(SCENARIOS); do
+	  echo "=== molecule scenario $$s"
+	  molecule test -s $$s || failed="$$failed $$s"
+	done
+	if [ -n "$$failed" ]; then echo "molecule: failed:$$failed"; exit 1; fi
+	echo "molecule: $(words $(SCENARIOS)) scenarios passed"
+
+bench: setup
+	python -m tests.bench.run
+
+build: setup
+	ansible-galaxy collection build --force --output-path output/build
+
+demo:
+	@echo "make demo is not available yet: the local provider (course_local) is not built." >&2
+	exit 1
+
+demo-down:
+	@echo "make demo-down is not available yet: the local provider (course_local) is not built." >&2
+	exit 1
+
+clean:
+	rm -rf output/build .pytest_cache

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Make sure the local Debian 12 systemd image used by molecule and the local provider
+# exists in podman. Build it once with debootstrap, cache the saved image outside the
+# repo, and reload it from the cache on later runs (seconds instead of a minute).
+set -euo pipefail
+
+image="${BASE_IMAGE:-localhost/scipion-cloud/debian12-systemd:latest}"
+cache_dir="${SCIPION_CLOUD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scipion_cloud}"
+cache_tar="$cache_dir/debian12-systemd.tar"
+packages="python3,python3-apt,systemd,systemd-sysv,dbus,sudo,iproute2,ca-certificates,gnupg"
+
+if podman image exists "$image"; then
+  exit 0
+fi
+mkdir -p "$cache_dir"
+if [[ -s "$cache_tar" ]]; then
+  echo "base image: loading $cache_tar"
+  podman load -q < "$cache_tar" >/dev/null
+  podman image exists "$image" && exit 0
+fi
+
+# Use the Debian mirror this host is configured with, so that hosts behind a local
+# mirror build the same way; debootstrap's own default otherwise.
+mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)$/\1/p' \
+           /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 || true)
+if [[ -z "$mirror" ]]; then
+  mirror=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+fi
+
+rootfs=$(mktemp -d)
+trap 'rm -rf "$rootfs"' EXIT
+echo "base image: debootstrap bookworm (one-off, about a minute)"
+debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" ${mirror:+"$mirror"} >/dev/null
+# An empty machine-id lets systemd generate one per container.
+: > "$rootfs/etc/machine-id"
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+tar -C "$rootfs" -c . | podman import -q \
+  --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$image" >/dev/null
+podman save -q "$image" > "$cache_tar.tmp" && mv "$cache_tar.tmp" "$cache_tar"
+echo "base image: built $image and cached it in $cache_tar"
