@@ -1,0 +1,108 @@
+"""Shared pytest fixtures: run the real playbooks, a local moto server for AWS."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+PROJECT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def playbook_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
+    )
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def run_playbook() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run a playbook of playbooks/ (or a path) from the project root; output in .stdout."""
+
+    def run(playbook: str, *args: str, env: dict[str, str] | None = None, timeout: int = 600):
+        path = playbook if "/" in playbook else f"playbooks/{playbook}"
+        cmd = [str(VENV_BIN / "ansible-playbook"), path, *args]
+        return subprocess.run(
+            cmd, cwd=PROJECT, env=playbook_env(env), text=True, timeout=timeout,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+
+    return run
+
+
+@pytest.fixture
+def course_catalogue(tmp_path: Path) -> Callable[[str, dict], list[str]]:
+    """Write a course file into a temporary catalogue; returns the extra-vars to use it."""
+    catalogue = tmp_path / "courses"
+    catalogue.mkdir()
+
+    def write(name: str, course: dict | str) -> list[str]:
+        text = course if isinstance(course, str) else yaml.safe_dump(course, sort_keys=False)
+        (catalogue / f"{name}.yml").write_text(text)
+        return ["-e", f"course={name}", "-e", f"course_catalogue_dir={catalogue}",
+                "-e", f"course_output_root={tmp_path / 'output'}"]
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> str:
+    """A real moto server on 127.0.0.1 for the whole session; yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("moto_server did not start")
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Fresh moto state and AWS settings that point boto3 and Ansible at it."""
+    req = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10)
+    env = {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_CONFIG_FILE": "/dev/null",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
