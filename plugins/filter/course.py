@@ -44,7 +44,7 @@ def _schedule_problems(schedule: dict[str, Any]) -> list[str]:
     if days is not None and days < 1:
         problems.append(f"schedule.days must be at least 1 (got {days}).")
     if hours is not None and not 0 < hours <= 24:
-        problems.append(f"schedule.hours_up_per_day must be more than 0 and at most 24 (got {hours}).")
+        problems.append(f"schedule.hours_up_per_day must be more than 0 and at most 24 (got {hours:g}).")
     if existing is not None and days and hours and days >= 1 and 0 < hours <= 24:
         up = days * hours
         if existing < up:
