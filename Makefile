@@ -91,7 +91,7 @@ molecule: setup
 	echo "molecule: $(words $(SCENARIOS)) scenarios passed"
 
 bench: setup
-	python -m tests.bench.run
+	python tests/bench/run.py
 
 build: setup
 	ansible-galaxy collection build --force --output-path output/build

@@ -1,0 +1,20 @@
+"""Generated variable tables in the READMEs match the argument specs they come from."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_tables_match_argument_specs():
+    result = subprocess.run([sys.executable, "scripts/argspec_docs.py", "--check"], cwd=PROJECT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_readme_documents_every_course_field():
+    readme = (PROJECT / "README.md").read_text()
+    for field in ("`provider`", "`seats`", "`access.ssh_cidrs`", "`access.allow_world_ssh`", "`schedule.days`",
+                  "`aws.region`", "`openstack.flavor`", "`local.base_port`"):
+        assert field in readme, field
