@@ -17,7 +17,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 MAX_SEATS = 100
 WORLD_NETWORKS = ("0.0.0.0/0", "::/0")
-COURSE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+COURSE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 NAME_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,50}$")
 AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -63,7 +63,7 @@ def course_problems(course: dict[str, Any], course_name: str, profiles: dict[str
     problems: list[str] = []
     if not COURSE_NAME_RE.match(course_name):
         problems.append(
-            f"course name '{course_name}' must be lower-case letters, digits, '-' or '_' (at most 40 characters)."
+            f"course name '{course_name}' must be lower-case letters, digits and '-' (at most 40 characters), as it names cloud resources."
         )
 
     seats = course["seats"]

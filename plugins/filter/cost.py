@@ -1,0 +1,111 @@
+"""Cost estimate and budget guard of a course, as Ansible filters.
+
+The model lives in plugins/module_utils/cost.py (Decimal, unit-tested); these filters
+pick the price table, run the model and render the table that plan.yml prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import cost, gpu_support
+
+
+def pick_price_table(course: dict[str, Any], tables: dict[str, Any]) -> dict[str, Any]:
+    """The course's ``price_table``, else the newest table (by date) of its provider."""
+    wanted = course.get("price_table")
+    if wanted:
+        if wanted not in tables:
+            known = ", ".join(sorted(tables)) or "none"
+            raise cost.PriceError(
+                f"price_table '{wanted}' is unknown; the tables in inventories/prices are: {known}."
+            )
+        return dict(tables[wanted], name=tables[wanted].get("name", wanted))
+    provider = course.get("provider")
+    candidates = [dict(t, name=t.get("name", n)) for n, t in tables.items() if t.get("provider") == provider]
+    if not candidates:
+        raise cost.PriceError(
+            f"No price table for provider {provider} in inventories/prices; add one "
+            "(see aws-2026-08.yml for the format) or set price_table in the course file."
+        )
+    return max(candidates, key=lambda t: (str(t.get("date", "")), t["name"]))
+
+
+def render_lines(result: dict[str, Any]) -> list[str]:
+    """Printable lines of an estimate: one per item, then per seat and total."""
+    rows = []
+    for line in result["lines"]:
+        quantity = f"{line['quantity']} {line['unit']} x {line['rate']} {line['rate_unit']}"
+        rows.append(
+            f"{line['item']:<48} {quantity:<34} {cost.money(line['per_seat']):>10} $/seat"
+            f" {cost.money(line['total']):>11} $"
+        )
+    rows.append(
+        f"{'per seat / total for ' + str(result['seats']) + ' seats':<83} {cost.money(result['per_seat']):>10} $/seat"
+        f" {cost.money(result['total']):>11} $"
+    )
+    if result["spot_estimate"]:
+        rows.append("Instance hours are a SPOT ESTIMATE: spot prices change and spot machines can be reclaimed.")
+    if result["free"]:
+        rows.append(f"Price table {result['table']}: free at the point of use.")
+    return rows
+
+
+def course_cost_plan(course: dict[str, Any], tables: dict[str, Any], accept_cost: Any = False,
+                     allowed_types: list[str] | None = None) -> dict[str, Any]:
+    """Estimate, printable table and budget verdict of a course; ``error`` says what is missing."""
+    try:
+        table = pick_price_table(course, tables)
+        result = cost.estimate(course, table)
+        verdict = cost.budget_verdict(course, table, result, _truthy(accept_cost), allowed_types)
+    except cost.PriceError as exc:
+        return {"error": str(exc), "estimate": None, "budget": None, "table_lines": []}
+    header = (
+        f"Cost estimate, price table {cost.table_label(table)}, {result['currency']}: {result['seats']} seats, "
+        f"up {result['hours_up']} h, existing {result['hours_existing']} h"
+    )
+    return {
+        "error": None,
+        "estimate": cost.as_plain(result),
+        "budget": cost.as_plain(verdict),
+        "table_lines": [header, *render_lines(result), verdict["message"]],
+        "source": table.get("source"),
+    }
+
+
+def course_cost(course: dict[str, Any], table: dict[str, Any], up_hours: Any = None,
+                existing_hours: Any = None) -> dict[str, Any]:
+    """Plain estimate of a course from one table; hours override the schedule (cost so far)."""
+    try:
+        return cost.as_plain(cost.estimate(course, table, up_hours, existing_hours))
+    except cost.PriceError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def course_gpu_working_types(gpu_table: dict[str, Any], branch: Any, candidates: list[str] | None = None) -> list[str]:
+    """Instance types whose GPU the driver branch drives (all candidates when no branch is set)."""
+    types = candidates if candidates is not None else list(gpu_table.get("instance_types", []))
+    if branch in (None, ""):
+        return list(types)
+    number = gpu_support.parse_branch(branch)
+    if number is None:
+        return []
+    return gpu_support.working_types(gpu_table, number, types)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+class FilterModule:
+    """Cost filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "course_cost_plan": course_cost_plan,
+            "course_cost": course_cost,
+            "course_gpu_working_types": course_gpu_working_types,
+        }

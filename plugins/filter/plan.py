@@ -1,0 +1,100 @@
+"""What plan.yml prints: the resources a course would create and the preflight results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def course_preflight_lines(checks: list[dict[str, Any]]) -> list[str]:
+    """One line per check: '[ok]   name: detail' or '[FAIL] name: detail Fix: ...'."""
+    lines = []
+    for item in checks:
+        if item.get("ok"):
+            lines.append(f"[ok]   {item['name']}: {item['detail']}")
+        else:
+            lines.append(f"[FAIL] {item['name']}: {item['detail']} Fix: {item.get('fix') or 'see the detail.'}")
+    return lines
+
+
+def course_preflight_refusal(checks: list[dict[str, Any]], course: str) -> str:
+    """The message that refuses a course: every failed check with what to do ('' when none failed)."""
+    failed = [c for c in checks if not c.get("ok")]
+    if not failed:
+        return ""
+    parts = [f"{c['name']}: {c['detail']} Fix: {c.get('fix') or 'see the detail.'}" for c in failed]
+    return f"Preflight refused course {course} before creating anything. " + " | ".join(parts)
+
+
+def _cidrs(values: list[str]) -> str:
+    return ", ".join(values) if values else "nobody (closed)"
+
+
+def _aws_resources(course: dict[str, Any]) -> list[str]:
+    aws, access, name = course["aws"], course["access"], course["name"]
+    key = f"{name}-key"
+    group = f"{name}-sg"
+    rules = f"SSH 22/tcp from {_cidrs(access['ssh_cidrs'])}; HTTPS 443/tcp from {_cidrs(access['web_cidrs'])}"
+    image = aws.get("image_id") or (
+        f"newest AMI named {aws.get('image_name')} owned by {', '.join(aws.get('image_owners') or ['self'])}"
+        if aws.get("image_name") else "none set (aws.image_id or aws.image_name)"
+    )
+    tags = {**course.get("tags", {}), "Course": name, "ManagedBy": "scipion_cloud"}
+    lines = [
+        f"AWS region {aws['region']}, tags on everything: {', '.join(f'{k}={v}' for k, v in tags.items())}",
+        (f"Key pair: {aws['key_pair']} (aws.key_pair, reused; {key} is created if it does not exist)"
+         if aws.get("key_pair") else f"Key pair: {key} (new; private key in {course.get('output_dir', 'output/' + name)}/{key}.pem)"),
+        (f"Security group: {aws['security_group']} (aws.security_group, reused as it is; {group} with {rules} "
+         "is created if it does not exist)" if aws.get("security_group") else f"Security group: {group} (new): {rules}"),
+        f"Instances: {course['seats']} x {aws['instance_type']} ({'spot' if aws.get('spot') else 'on-demand'}), "
+        f"image {image}, encrypted gp3 root volume {course['disk_gb']} GB each"
+        + (f", subnet {aws['subnet_id']}" if aws.get("subnet_id") else ", default VPC"),
+        "Machines: " + ", ".join(course["seat_names"]),
+        (f"Elastic IPs: {course['seats']} (one per seat, kept across stop/start)" if aws.get("elastic_ips")
+         else "Elastic IPs: none (each seat gets a new public IP at each start)"),
+    ]
+    return lines
+
+
+def _openstack_resources(course: dict[str, Any]) -> list[str]:
+    stack, access, name = course["openstack"], course["access"], course["name"]
+    where = ", ".join(x for x in (stack.get("site"), stack.get("vo")) if x)
+    return [
+        f"OpenStack cloud {stack['cloud']}" + (f" ({where})" if where else ""),
+        f"Key pair: {stack['key_pair']} (reused)" if stack.get("key_pair") else f"Key pair: {name}-key (new)",
+        (f"Security group: {stack['security_group']} (reused)" if stack.get("security_group") else
+         f"Security group: {name}-sg (new): SSH 22/tcp from {_cidrs(access['ssh_cidrs'])}; "
+         f"HTTPS 443/tcp from {_cidrs(access['web_cidrs'])}"),
+        f"Servers: {course['seats']} x flavour {stack['flavor']}, image {stack['image']}, disk {course['disk_gb']} GB"
+        + (f", network {stack['network']}" if stack.get("network") else ""),
+        "Machines: " + ", ".join(course["seat_names"]),
+        (f"Floating IPs: {course['seats']}" + (f" from {stack['floating_ip_pool']}" if stack.get("floating_ip_pool") else "")
+         if stack.get("floating_ips") else "Floating IPs: none"),
+    ]
+
+
+def _local_resources(course: dict[str, Any]) -> list[str]:
+    local = course.get("local") or {}
+    address, port = local.get("bind_address", "127.0.0.1"), int(local.get("base_port", 6901))
+    seats = [f"{n} on https://{address}:{port + i}/vnc.html" for i, n in enumerate(course["seat_names"])]
+    return [
+        f"Local containers: {course['seats']} from image {local.get('image') or 'the local Debian 12 systemd image'}",
+        "Machines: " + ", ".join(seats),
+    ]
+
+
+def course_plan_resources(course: dict[str, Any]) -> list[str]:
+    """Lines naming every resource the course would create, per provider."""
+    builders = {"aws": _aws_resources, "openstack": _openstack_resources, "local": _local_resources}
+    head = f"Course {course['name']}: {course['seats']} seats on {course['provider']}, profile {course['profile']}"
+    return [head, *builders[course["provider"]](course)]
+
+
+class FilterModule:
+    """Plan report filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "course_preflight_lines": course_preflight_lines,
+            "course_preflight_refusal": course_preflight_refusal,
+            "course_plan_resources": course_plan_resources,
+        }
