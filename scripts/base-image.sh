@@ -34,6 +34,8 @@ debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" ${mirror:
 # An empty machine-id lets systemd generate one per container.
 : > "$rootfs/etc/machine-id"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+# An emptied list folder must look stale, or apt (cache_valid_time) would skip the refresh.
+touch -d @0 "$rootfs"/var/lib/apt/lists
 tar -C "$rootfs" -c . | podman import -q \
   --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$image" >/dev/null
 podman save -q "$image" > "$cache_tar.tmp" && mv "$cache_tar.tmp" "$cache_tar"
