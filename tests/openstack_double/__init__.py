@@ -1,0 +1,19 @@
+"""A small stateful OpenStack API double for tests (Keystone v3, Nova, Glance, Neutron, Cinder).
+
+It serves, on 127.0.0.1, the subset of the OpenStack APIs that openstacksdk 4.14 and the
+openstack.cloud 2.5 modules and inventory plugin call for a course: password, application
+credential and EGI Check-in (OIDC access token) authentication, servers with lifecycle
+actions, flavours, key pairs, limits, images, networks, ports, security groups, floating
+IPs, quotas and a volume listing. State lives in memory; ``OpenStackDouble.cloud`` is the
+live state object that tests inspect and seed.
+
+What it does not model: scheduling and capacity (a server always lands), quotas other
+than the ones listed in ``Cloud.quotas``, real GPU hardware behind a flavour (the GPU
+flavour is a name and extra specs), policy (every token may do everything in its project),
+multiple regions, and time (state transitions settle at the next read).
+"""
+
+from .server import OpenStackDouble
+from .state import Cloud
+
+__all__ = ["Cloud", "OpenStackDouble"]
