@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages the tests need, only when one is missing.
 set -euo pipefail
-needed=(podman runc debootstrap make git openssl)
+needed=(podman runc debootstrap make git openssl chromium)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
