@@ -97,11 +97,11 @@ build: setup
 	ansible-galaxy collection build --force --output-path output/build
 
 demo:
-	@echo "make demo is not available yet: the local provider (course_local) is not built." >&2
+	@echo "make demo is not available yet: the local provider exists, configure and verify of the demo seats are not wired yet." >&2
 	exit 1
 
 demo-down:
-	@echo "make demo-down is not available yet: the local provider (course_local) is not built." >&2
+	@echo "make demo-down is not available yet (see make demo)." >&2
 	exit 1
 
 clean:

@@ -1,0 +1,621 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reconcile the EC2 instances of one course in a single module process."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: ec2_course_fleet
+short_description: Reconcile the EC2 instances of a course (one instance per seat)
+version_added: 0.1.0
+description:
+  - Finds the course's instances by their tags (C(Course=<course>), C(ManagedBy=scipion_cloud)), ignoring
+    terminated and shutting-down ones, and brings them to the wanted O(state) with as few API calls as possible.
+    Instances without both tags are never touched.
+  - Each seat is one instance, identified by its C(Name) tag (the seat name). Missing seats are launched, one
+    RunInstances call per seat because each seat carries its own user data, in parallel.
+  - Launched instances require IMDSv2 (C(HttpTokens=required)), have an encrypted gp3 root volume of O(disk_gb)
+    on the image's root device, stop (never terminate) when shut down from inside, and carry the tags C(Name),
+    C(Course), C(ManagedBy), C(Seat) and O(tags) on the instance and its volumes.
+  - Machines of the course beyond O(seat_names) (the course shrank, or a seat was launched twice) are terminated
+    only when O(allow_shrink=true); otherwise the module fails, naming them, before it changes anything.
+  - Supports check mode; in check mode seats that would be launched are returned with an empty C(id) and state
+    C(pending).
+options:
+  course:
+    description: Course name; the value of the C(Course) tag.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) launches missing seats (and waits for them to run) and leaves existing ones as they are.
+      - V(running) also starts stopped seats and waits until every seat runs.
+      - V(stopped) stops running seats and waits until they are stopped. Missing seats are not launched.
+      - V(rebooted) reboots the running seats (RebootInstances); stopped seats are left stopped.
+      - V(absent) terminates every instance of the course and waits until they are terminated.
+      - V(status) changes nothing and reports the seats.
+    type: str
+    choices: [present, running, stopped, rebooted, absent, status]
+    default: running
+  seat_names:
+    description: The course's seat (machine) names in seat order; seat N is element N (1-based).
+    type: list
+    elements: str
+    default: []
+  launch_missing:
+    description:
+      - With O(state=running), launch seats that have no instance. V(false) only starts existing ones
+        (what a lifecycle C(start) wants); missing seats are then listed in RV(missing).
+    type: bool
+    default: true
+  allow_shrink:
+    description: Terminate the course's machines that are not in O(seat_names) (with O(state=present) or V(running)).
+    type: bool
+    default: false
+  image_id:
+    description: AMI to launch missing seats from. Required when a seat has to be launched.
+    type: str
+  instance_type:
+    description: Instance type of launched seats. Required when a seat has to be launched.
+    type: str
+  key_name:
+    description: Key pair of launched seats.
+    type: str
+  security_group_ids:
+    description: Security groups of launched seats.
+    type: list
+    elements: str
+    default: []
+  subnet_id:
+    description: Subnet to launch in. Without it the region's default VPC picks one.
+    type: str
+  assign_public_ip:
+    description: With O(subnet_id), give launched seats a public IPv4 address.
+    type: bool
+    default: true
+  disk_gb:
+    description: Size of the encrypted gp3 root volume of launched seats, in GB.
+    type: int
+    default: 30
+  tags:
+    description: Extra tags of the instances and their volumes. C(Name), C(Course), C(ManagedBy) and C(Seat) win over these.
+    type: dict
+    default: {}
+  user_data:
+    description: User data (for example a C(#cloud-config) document) per seat name, passed to the seat when it is launched.
+    type: dict
+    default: {}
+  elastic_ips:
+    description:
+      - Report whether the account's Elastic IP limit leaves room for one address per seat (RV(elastic_ips)), and with
+        O(state=present) or V(running) refuse to launch anything when it does not.
+      - Addresses are allocated by the caller; this module only counts them (tag C(Course) marks the course's own).
+    type: bool
+    default: false
+  wait:
+    description: Wait until the instances reach the wanted state.
+    type: bool
+    default: true
+  wait_timeout:
+    description: How long to wait, in seconds.
+    type: int
+    default: 900
+  wait_delay:
+    description: Seconds between two polls while waiting.
+    type: int
+    default: 5
+  max_parallel_launches:
+    description: How many RunInstances calls run at the same time.
+    type: int
+    default: 8
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+notes:
+  - O(user_data) is a no_log parameter; it carries the seats' passwords.
+author:
+  - I2PC scipion_cloud maintainers
+"""
+
+EXAMPLES = r"""
+- name: Launch the missing seats of a course and start the stopped ones
+  i2pc.scipion_cloud.ec2_course_fleet:
+    course: madrid
+    region: eu-west-1
+    state: running
+    seat_names: [madrid-training-01, madrid-training-02]
+    image_id: ami-0123456789abcdef0
+    instance_type: g4dn.xlarge
+    key_name: madrid-key
+    security_group_ids: [sg-0123456789abcdef0]
+    disk_gb: 30
+    tags:
+      UserName: i2pc-training
+    user_data: "{{ course_user_data }}"
+  register: fleet
+
+- name: Stop every machine of the course
+  i2pc.scipion_cloud.ec2_course_fleet:
+    course: madrid
+    region: eu-west-1
+    state: stopped
+
+- name: Shrink the course to one seat (terminates madrid-training-02)
+  i2pc.scipion_cloud.ec2_course_fleet:
+    course: madrid
+    region: eu-west-1
+    state: present
+    seat_names: [madrid-training-01]
+    allow_shrink: true
+"""
+
+RETURN = r"""
+seats:
+  description: The course's seats that exist (or would be launched, in check mode), in seat order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    seat: {description: Seat number, 1-based., type: int, sample: 1}
+    name: {description: Seat (machine) name., type: str, sample: madrid-training-01}
+    id: {description: Instance id; empty for a seat that check mode would launch., type: str, sample: i-0123456789abcdef0}
+    state: {description: Instance state., type: str, sample: running}
+    public_ip: {description: Public IPv4 address, or null., type: str, sample: 203.0.113.10}
+    private_ip: {description: Private IPv4 address, or null., type: str, sample: 172.31.0.10}
+    url: {description: "Desktop URL C(https://<public ip>/vnc.html); empty without a public address.", type: str}
+    provider: {description: Always C(aws)., type: str, sample: aws}
+launched:
+  description: Seat names launched by this run.
+  returned: always
+  type: list
+  elements: str
+started:
+  description: Seat names started by this run.
+  returned: always
+  type: list
+  elements: str
+stopped:
+  description: Seat names stopped by this run.
+  returned: always
+  type: list
+  elements: str
+rebooted:
+  description: Seat names rebooted by this run.
+  returned: always
+  type: list
+  elements: str
+terminated:
+  description: Names (or ids) of the instances terminated by this run.
+  returned: always
+  type: list
+  elements: str
+missing:
+  description: Seat names without an instance after this run.
+  returned: always
+  type: list
+  elements: str
+extra:
+  description: Machines of the course that are not seats of O(seat_names), before this run.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Name tag., type: str}
+    id: {description: Instance id., type: str}
+    state: {description: Instance state., type: str}
+elastic_ips:
+  description: Elastic IP room, when O(elastic_ips=true).
+  returned: when O(elastic_ips=true)
+  type: dict
+  contains:
+    limit: {description: The account's C(vpc-max-elastic-ips)., type: int, sample: 5}
+    in_use: {description: Addresses allocated in the region., type: int}
+    course: {description: Addresses tagged with this course., type: int}
+    needed: {description: Addresses still to allocate for the seats., type: int}
+    fits: {description: Whether the needed addresses fit under the limit., type: bool}
+"""
+
+import base64
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+try:
+    import botocore
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing library
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+MANAGED_BY = "scipion_cloud"
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+SHRINK_HINT = ("run again with -e course_aws_allow_shrink=true (the course_aws role's variable; this module's option "
+               "allow_shrink); to keep them, raise seats (or list them in seat_names) in the course file")
+
+
+class FleetError(Exception):
+    """A failure with a message for the operator."""
+
+
+def tag_dict(instance: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+
+def describe_course_instances(ec2: Any, course: str) -> list[dict[str, Any]]:
+    """Every live instance tagged with the course and ManagedBy, oldest first."""
+    filters = [
+        {"Name": "tag:Course", "Values": [course]},
+        {"Name": "tag:ManagedBy", "Values": [MANAGED_BY]},
+        {"Name": "instance-state-name", "Values": LIVE_STATES},
+    ]
+    instances = []
+    paginator = ec2.get_paginator("describe_instances")
+    for page in paginator.paginate(Filters=filters):
+        for reservation in page["Reservations"]:
+            instances.extend(reservation["Instances"])
+    return sorted(instances, key=lambda i: (i.get("LaunchTime") or 0, i["InstanceId"]))
+
+
+def split_fleet(instances: list[dict[str, Any]], seat_names: list[str]) -> tuple[dict[str, dict], list[dict]]:
+    """Map seat name -> instance; everything else (unknown names, duplicates) is extra."""
+    wanted = set(seat_names)
+    by_seat: dict[str, dict[str, Any]] = {}
+    extra = []
+    for instance in instances:
+        name = tag_dict(instance).get("Name", "")
+        if name in wanted and name not in by_seat:
+            by_seat[name] = instance
+        else:
+            extra.append(instance)
+    return by_seat, extra
+
+
+def instance_state(instance: dict[str, Any]) -> str:
+    return instance["State"]["Name"]
+
+
+def seat_record(number: int, name: str, instance: dict[str, Any] | None) -> dict[str, Any]:
+    """The normalised seat of the provider contract."""
+    if instance is None:
+        return {"seat": number, "name": name, "id": "", "state": "pending", "public_ip": None,
+                "private_ip": None, "url": "", "provider": "aws"}
+    public_ip = instance.get("PublicIpAddress")
+    return {
+        "seat": number,
+        "name": name,
+        "id": instance["InstanceId"],
+        "state": instance_state(instance),
+        "public_ip": public_ip,
+        "private_ip": instance.get("PrivateIpAddress"),
+        "url": f"https://{public_ip}/vnc.html" if public_ip else "",
+        "provider": "aws",
+    }
+
+
+def extra_record(instance: dict[str, Any]) -> dict[str, str]:
+    return {"name": tag_dict(instance).get("Name", ""), "id": instance["InstanceId"], "state": instance_state(instance)}
+
+
+def label(instance: dict[str, Any]) -> str:
+    return tag_dict(instance).get("Name") or instance["InstanceId"]
+
+
+def root_device_name(ec2: Any, image_id: str) -> str:
+    try:
+        images = ec2.describe_images(ImageIds=[image_id], aws_retry=True)["Images"]
+    except botocore.exceptions.ClientError as exc:
+        if "NotFound" in exc.response["Error"]["Code"] or "Malformed" in exc.response["Error"]["Code"]:
+            images = []
+        else:
+            raise
+    if not images:
+        raise FleetError(f"image {image_id} does not exist in this region; check aws.image_id or aws.image_name.")
+    return images[0]["RootDeviceName"]
+
+
+def launch_request(params: dict[str, Any], seat_number: int, name: str, root_device: str) -> dict[str, Any]:
+    """The RunInstances arguments of one seat."""
+    tags = dict(params["tags"])
+    tags.update(Name=name, Course=params["course"], ManagedBy=MANAGED_BY, Seat=str(seat_number))
+    tag_list = [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]
+    request: dict[str, Any] = {
+        "ImageId": params["image_id"],
+        "InstanceType": params["instance_type"],
+        "MinCount": 1,
+        "MaxCount": 1,
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        "InstanceInitiatedShutdownBehavior": "stop",
+        "BlockDeviceMappings": [{
+            "DeviceName": root_device,
+            "Ebs": {"VolumeSize": params["disk_gb"], "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+        }],
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": tag_list},
+            {"ResourceType": "volume", "Tags": tag_list},
+        ],
+    }
+    if params["key_name"]:
+        request["KeyName"] = params["key_name"]
+    groups = [g for g in params["security_group_ids"] if g]
+    if params["subnet_id"]:
+        interface: dict[str, Any] = {"DeviceIndex": 0, "SubnetId": params["subnet_id"],
+                                     "AssociatePublicIpAddress": params["assign_public_ip"]}
+        if groups:
+            interface["Groups"] = groups
+        request["NetworkInterfaces"] = [interface]
+    elif groups:
+        request["SecurityGroupIds"] = groups
+    user_data = params["user_data"].get(name)
+    if user_data:
+        request["UserData"] = user_data
+    return request
+
+
+def launch_seats(ec2: Any, params: dict[str, Any], seats: list[tuple[int, str]]) -> tuple[dict[str, dict], list[str]]:
+    """Launch one instance per seat in parallel; returns launched instances and error messages."""
+    missing_settings = [k for k in ("image_id", "instance_type") if not params[k]]
+    if missing_settings:
+        raise FleetError(f"seats {', '.join(n for _, n in seats)} must be launched but {' and '.join(missing_settings)} "
+                         "is not set.")
+    root_device = root_device_name(ec2, params["image_id"])
+
+    def launch(seat: tuple[int, str]) -> tuple[str, dict[str, Any] | None, str]:
+        number, name = seat
+        try:
+            response = ec2.run_instances(**launch_request(params, number, name, root_device), aws_retry=True)
+            return name, response["Instances"][0], ""
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            return name, None, f"{name}: {exc}"
+
+    launched: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
+    workers = max(1, min(params["max_parallel_launches"], len(seats)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for name, instance, error in pool.map(launch, seats):
+            if instance is not None:
+                launched[name] = instance
+            else:
+                errors.append(error)
+    return launched, errors
+
+
+def wait_for_state(ec2: Any, params: dict[str, Any], ids: list[str], wanted: str) -> dict[str, dict[str, Any]]:
+    """Poll DescribeInstances until every id is in the wanted state; returns the last descriptions."""
+    deadline = time.monotonic() + params["wait_timeout"]
+    current: dict[str, dict[str, Any]] = {}
+    while True:
+        current = describe_by_ids(ec2, ids)
+        pending = [i for i in ids if i in current and instance_state(current[i]) != wanted]
+        if not pending or not params["wait"]:
+            return current
+        if time.monotonic() > deadline:
+            raise FleetError(f"timed out after {params['wait_timeout']} s waiting for {', '.join(pending)} to be {wanted}; "
+                             "run the same command again to finish.")
+        time.sleep(params["wait_delay"])
+
+
+def describe_by_ids(ec2: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 200):
+        paginator = ec2.get_paginator("describe_instances")
+        for page in paginator.paginate(InstanceIds=ids[start:start + 200]):
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    found[instance["InstanceId"]] = instance
+    return found
+
+
+def elastic_ip_room(ec2: Any, course: str, seats: int) -> dict[str, Any]:
+    attributes = ec2.describe_account_attributes(AttributeNames=["vpc-max-elastic-ips"], aws_retry=True)
+    limit = int(attributes["AccountAttributes"][0]["AttributeValues"][0]["AttributeValue"])
+    addresses = ec2.describe_addresses(aws_retry=True)["Addresses"]
+    course_count = sum(1 for a in addresses if tag_dict(a).get("Course") == course)
+    needed = max(0, seats - course_count)
+    return {"limit": limit, "in_use": len(addresses), "course": course_count, "needed": needed,
+            "fits": len(addresses) + needed <= limit}
+
+
+class Fleet:
+    """One reconciliation run."""
+
+    def __init__(self, module: AnsibleAWSModule, ec2: Any) -> None:
+        self.module = module
+        self.ec2 = ec2
+        self.params = module.params
+        self.seat_names: list[str] = module.params["seat_names"]
+        self.check = module.check_mode
+        self.result: dict[str, Any] = {"changed": False, "launched": [], "started": [], "stopped": [],
+                                       "rebooted": [], "terminated": [], "missing": [], "extra": []}
+        self.by_seat: dict[str, dict[str, Any]] = {}
+        self.extra: list[dict[str, Any]] = []
+
+    def load(self) -> None:
+        self.by_seat, self.extra = split_fleet(describe_course_instances(self.ec2, self.params["course"]), self.seat_names)
+        self.result["extra"] = [extra_record(i) for i in self.extra]
+
+    def refuse_unconfirmed_shrink(self) -> None:
+        if self.extra and not self.params["allow_shrink"]:
+            listed = ", ".join(f"{label(i)} ({i['InstanceId']})" for i in self.extra)
+            raise FleetError(
+                f"course {self.params['course']} now has {len(self.seat_names)} seats, but {len(self.extra)} more machine(s) "
+                f"are tagged with it: {listed}. Converging would terminate them and their disks. Nothing was changed. "
+                f"To terminate them, {SHRINK_HINT}."
+            )
+
+    def refuse_without_elastic_ip_room(self) -> None:
+        room = elastic_ip_room(self.ec2, self.params["course"], len(self.seat_names))
+        self.result["elastic_ips"] = room
+        if self.params["state"] in ("present", "running") and not room["fits"]:
+            raise FleetError(
+                f"the course needs {room['needed']} more Elastic IP(s) but the account allows {room['limit']} in this region "
+                f"and {room['in_use']} are allocated; nothing was changed. Ask AWS for a higher 'EC2-VPC Elastic IPs' "
+                "quota, release unused addresses, or set aws.elastic_ips: false."
+            )
+
+    def terminate(self, instances: list[dict[str, Any]]) -> None:
+        live = [i for i in instances if instance_state(i) != "terminated"]
+        if not live:
+            return
+        self.result["changed"] = True
+        self.result["terminated"].extend(label(i) for i in live)
+        if self.check:
+            return
+        ids = [i["InstanceId"] for i in live]
+        self.ec2.terminate_instances(InstanceIds=ids, aws_retry=True)
+        wait_for_state(self.ec2, self.params, ids, "terminated")
+
+    def launch_missing(self) -> None:
+        missing = [(n, name) for n, name in enumerate(self.seat_names, 1) if name not in self.by_seat]
+        if not missing:
+            return
+        self.result["changed"] = True
+        self.result["launched"] = [name for _, name in missing]
+        if self.check:
+            return
+        launched, errors = launch_seats(self.ec2, self.params, missing)
+        self.by_seat.update(launched)
+        if errors:
+            self.result["launched"] = sorted(launched)
+            raise FleetError(f"{len(errors)} seat(s) could not be launched ({'; '.join(errors)}); "
+                             f"{len(launched)} were. Fix the cause and run again: only the missing seats are launched.")
+
+    def start_stopped(self) -> None:
+        stopping = [i["InstanceId"] for i in self.by_seat.values() if instance_state(i) == "stopping"]
+        if stopping and not self.check:
+            self.refresh(wait_for_state(self.ec2, self.params, stopping, "stopped"))
+        to_start = [i for i in self.by_seat.values() if instance_state(i) in ("stopped", "stopping")]
+        if not to_start:
+            return
+        self.result["changed"] = True
+        self.result["started"] = sorted(label(i) for i in to_start)
+        if not self.check:
+            self.ec2.start_instances(InstanceIds=[i["InstanceId"] for i in to_start], aws_retry=True)
+
+    def stop_running(self) -> None:
+        everything = list(self.by_seat.values()) + self.extra
+        to_stop = [i for i in everything if instance_state(i) in ("pending", "running")]
+        if to_stop:
+            self.result["changed"] = True
+            self.result["stopped"] = sorted(label(i) for i in to_stop)
+            if not self.check:
+                self.ec2.stop_instances(InstanceIds=[i["InstanceId"] for i in to_stop], aws_retry=True)
+        if not self.check:
+            ids = [i["InstanceId"] for i in everything if instance_state(i) != "stopped"]
+            if ids:
+                self.refresh(wait_for_state(self.ec2, self.params, ids, "stopped"))
+
+    def reboot_running(self) -> None:
+        to_reboot = [i for i in self.by_seat.values() if instance_state(i) == "running"]
+        if not to_reboot:
+            return
+        self.result["changed"] = True
+        self.result["rebooted"] = sorted(label(i) for i in to_reboot)
+        if not self.check:
+            self.ec2.reboot_instances(InstanceIds=[i["InstanceId"] for i in to_reboot], aws_retry=True)
+
+    def wait_running(self) -> None:
+        if self.check:
+            return
+        ids = [i["InstanceId"] for i in self.by_seat.values()]
+        if ids:
+            self.refresh(wait_for_state(self.ec2, self.params, ids, "running"))
+
+    def refresh(self, described: dict[str, dict[str, Any]] | None = None) -> None:
+        """Re-read the seats (states and addresses change after launch, start and stop)."""
+        if described is None:
+            ids = [i["InstanceId"] for i in self.by_seat.values()]
+            described = describe_by_ids(self.ec2, ids) if ids else {}
+        for name, instance in list(self.by_seat.items()):
+            if instance["InstanceId"] in described:
+                self.by_seat[name] = described[instance["InstanceId"]]
+
+    def seats(self) -> list[dict[str, Any]]:
+        records = []
+        for number, name in enumerate(self.seat_names, 1):
+            if name in self.by_seat:
+                records.append(seat_record(number, name, self.by_seat[name]))
+            elif name in self.result["launched"]:
+                records.append(seat_record(number, name, None))
+        return records
+
+    def run(self) -> dict[str, Any]:
+        state = self.params["state"]
+        self.load()
+        if state in ("present", "running"):
+            self.refuse_unconfirmed_shrink()
+        if self.params["elastic_ips"]:
+            self.refuse_without_elastic_ip_room()
+        if state in ("present", "running"):
+            self.terminate(self.extra)
+            if state == "present" or self.params["launch_missing"]:
+                self.launch_missing()
+            if state == "running":
+                self.start_stopped()
+            if state == "running":
+                self.wait_running()
+            else:
+                self.wait_launched()
+        elif state == "stopped":
+            self.stop_running()
+        elif state == "rebooted":
+            self.reboot_running()
+        elif state == "absent":
+            self.terminate(list(self.by_seat.values()) + self.extra)
+            if not self.check:
+                self.by_seat = {}
+        if not self.check and state in ("stopped", "rebooted"):
+            self.refresh()
+        self.result["missing"] = [n for n in self.seat_names if n not in self.by_seat and n not in self.result["launched"]]
+        self.result["seats"] = self.seats()
+        return self.result
+
+    def wait_launched(self) -> None:
+        """With state=present, wait only for the seats launched now."""
+        if self.check or not self.result["launched"]:
+            return
+        ids = [self.by_seat[n]["InstanceId"] for n in self.result["launched"] if n in self.by_seat]
+        self.refresh(wait_for_state(self.ec2, self.params, ids, "running"))
+
+
+def main() -> None:
+    argument_spec = dict(
+        course=dict(type="str", required=True),
+        state=dict(type="str", default="running", choices=["present", "running", "stopped", "rebooted", "absent", "status"]),
+        seat_names=dict(type="list", elements="str", default=[]),
+        launch_missing=dict(type="bool", default=True),
+        allow_shrink=dict(type="bool", default=False),
+        image_id=dict(type="str"),
+        instance_type=dict(type="str"),
+        key_name=dict(type="str", no_log=False),
+        security_group_ids=dict(type="list", elements="str", default=[]),
+        subnet_id=dict(type="str"),
+        assign_public_ip=dict(type="bool", default=True),
+        disk_gb=dict(type="int", default=30),
+        tags=dict(type="dict", default={}),
+        user_data=dict(type="dict", default={}, no_log=True),
+        elastic_ips=dict(type="bool", default=False),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=900),
+        wait_delay=dict(type="int", default=5),
+        max_parallel_launches=dict(type="int", default=8),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    if len(set(module.params["seat_names"])) != len(module.params["seat_names"]):
+        module.fail_json(msg="seat_names must be unique.")
+    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff(retries=10))
+    fleet = Fleet(module, ec2)
+    try:
+        result = fleet.run()
+    except FleetError as exc:
+        module.fail_json(msg=str(exc), **fleet.result)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        module.fail_json_aws(exc, msg=f"AWS refused a call for course {module.params['course']}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
