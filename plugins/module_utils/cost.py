@@ -81,15 +81,18 @@ def _how_to_add(table: dict[str, Any], where: str) -> str:
     )
 
 
-def _region_prices(table: dict[str, Any], region: str) -> dict[str, Any]:
-    regions = table.get("regions") or {}
-    if region not in regions:
-        known = ", ".join(sorted(regions)) or "none"
+def _price_entry(table: dict[str, Any], entries: dict[str, Any], key: str, what: str, path: str) -> Any:
+    """entries[key], or a PriceError naming what the table has and how to add the missing price."""
+    if key not in entries:
+        known = ", ".join(sorted(entries)) or "none"
         raise PriceError(
-            f"Price table {table_label(table)} has no prices for region {region} (it has: {known}). "
-            + _how_to_add(table, f"regions.{region}")
+            f"Price table {table_label(table)} has no {what} (it has: {known}). " + _how_to_add(table, path)
         )
-    return regions[region]
+    return entries[key]
+
+
+def _region_prices(table: dict[str, Any], region: str) -> dict[str, Any]:
+    return _price_entry(table, table.get("regions") or {}, region, f"prices for region {region}", f"regions.{region}")
 
 
 def _instance_rate(table: dict[str, Any], region: str, prices: dict[str, Any], instance_type: str,
@@ -139,17 +142,12 @@ def course_rates(table: dict[str, Any], course: dict[str, Any]) -> Rates:
     prices = _region_prices(table, region)
     instance_rate, basis = _instance_rate(table, region, prices, instance_type, bool(aws.get("spot")))
     volume_type = aws.get("volume_type") or table.get("default_volume_type") or "gp3"
-    volumes = prices.get("ebs_gb_month") or {}
-    if volume_type not in volumes:
-        known = ", ".join(sorted(volumes)) or "none"
-        raise PriceError(
-            f"Price table {table_label(table)} has no EBS {volume_type} price for {region} (it has: {known}). "
-            + _how_to_add(table, f"regions.{region}.ebs_gb_month.{volume_type}")
-        )
+    volume_price = _price_entry(table, prices.get("ebs_gb_month") or {}, volume_type,
+                                f"EBS {volume_type} price for {region}", f"regions.{region}.ebs_gb_month.{volume_type}")
     return Rates(
         instance_hour=instance_rate,
         instance_basis=basis,
-        volume_gb_month=dec(volumes[volume_type]),
+        volume_gb_month=dec(volume_price),
         volume_type=f"{volume_type} volume",
         public_ipv4_hour=_price(table, region, prices, "public_ipv4_hour"),
         elastic_ip_idle_hour=_price(table, region, prices, "elastic_ip_idle_hour"),
