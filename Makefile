@@ -96,13 +96,26 @@ bench: setup
 build: setup
 	ansible-galaxy collection build --force --output-path output/build
 
-demo:
-	@echo "make demo is not available yet: the local provider exists, configure and verify of the demo seats are not wired yet." >&2
-	exit 1
+## The demo course on this machine: two seats in containers, configured and verified.
+DEMO_MIRROR := $(CACHE_DIR)/demo-mirror
+DEMO_ARGS := -e course=demo -e artifact_mirror=$(DEMO_MIRROR)
 
-demo-down:
-	@echo "make demo-down is not available yet (see make demo)." >&2
-	exit 1
+demo: setup
+	@start=$$(date +%s)
+	python3 scripts/demo_dataset.py --out $(DEMO_MIRROR) >/dev/null
+	ansible-playbook playbooks/provision.yml $(DEMO_ARGS)
+	ansible-playbook playbooks/configure.yml $(DEMO_ARGS)
+	ansible-playbook playbooks/verify.yml $(DEMO_ARGS)
+	echo
+	echo "The demo course is ready ($$(( $$(date +%s) - start )) s). Open a seat in your browser and accept"
+	echo "its self-signed certificate:"
+	python3 -c 'import csv,sys; [print("  seat", r["seat"], r["url"]) for r in csv.DictReader(open(sys.argv[1]))]' output/demo/access.csv
+	echo "Each seat's password is on the access sheet, output/demo/access.html (readable by you only)."
+	echo "Checks: output/demo/verify.html (screenshots in output/demo/verify/)"
+	echo "Stop with: ansible-playbook playbooks/lifecycle.yml -e course=demo -e course_action=stop   Remove with: make demo-down"
+
+demo-down: setup
+	ansible-playbook playbooks/teardown.yml -e course=demo -e confirm_teardown=demo
 
 clean:
 	rm -rf output/build .pytest_cache
