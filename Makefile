@@ -27,12 +27,13 @@ VENV_STAMP := $(VENV)/.installed-$(REQ_HASH)
 COLLECTION_LINK := collections/ansible_collections/i2pc/scipion_cloud
 SCENARIOS := $(if $(SCENARIO),$(SCENARIO),$(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))))
 
-.PHONY: help setup system-packages base-image test checks lint unit provider molecule bench demo demo-down build clean
+.PHONY: help setup system-packages base-image test checks lint unit provider e2e molecule bench demo demo-down build clean
 
 help:
 	@echo "make demo      bring up the local demo course (see README)"
 	@echo "make test      set up everything, then lint, unit, provider and molecule tests"
-	@echo "make lint | unit | provider | molecule [SCENARIO=name] | bench | build"
+	@echo "make lint | unit | provider | molecule [SCENARIO=name] | e2e | bench | build"
+	@echo "make demo-down remove the demo course"
 
 ## Setup: everything a fresh clone needs; seconds when already done.
 setup: system-packages $(VENV_STAMP) $(COLLECTION_LINK) base-image $(PODMAN_MODE_FILE)
@@ -67,7 +68,7 @@ test:
 	echo "setup: $$(( $$(date +%s) - start )) s"
 	$(MAKE) --no-print-directory checks
 
-checks: lint unit provider molecule
+checks: lint unit provider molecule e2e
 
 lint: setup
 	yamllint --strict .
@@ -80,6 +81,10 @@ unit: setup
 
 provider: setup
 	pytest -q tests/provider $(PYTEST_ARGS)
+
+# The demo end to end: make demo, again (no change), a broken seat, make demo-down.
+e2e: setup
+	pytest -q -s tests/e2e $(PYTEST_ARGS)
 
 molecule: setup
 	failed=""
@@ -97,8 +102,11 @@ build: setup
 	ansible-galaxy collection build --force --output-path output/build
 
 ## The demo course on this machine: two seats in containers, configured and verified.
+# DEMO_COURSE/DEMO_EXTRA let the end-to-end test run the same steps on its own copy.
+DEMO_COURSE ?= demo
+DEMO_EXTRA ?=
 DEMO_MIRROR := $(CACHE_DIR)/demo-mirror
-DEMO_ARGS := -e course=demo -e artifact_mirror=$(DEMO_MIRROR)
+DEMO_ARGS := -e course=$(DEMO_COURSE) -e artifact_mirror=$(DEMO_MIRROR) $(DEMO_EXTRA)
 
 demo: setup
 	@start=$$(date +%s)
@@ -109,13 +117,13 @@ demo: setup
 	echo
 	echo "The demo course is ready ($$(( $$(date +%s) - start )) s). Open a seat in your browser and accept"
 	echo "its self-signed certificate:"
-	python3 -c 'import csv,sys; [print("  seat", r["seat"], r["url"]) for r in csv.DictReader(open(sys.argv[1]))]' output/demo/access.csv
-	echo "Each seat's password is on the access sheet, output/demo/access.html (readable by you only)."
-	echo "Checks: output/demo/verify.html (screenshots in output/demo/verify/)"
-	echo "Stop with: ansible-playbook playbooks/lifecycle.yml -e course=demo -e course_action=stop   Remove with: make demo-down"
+	python3 -c 'import csv,sys; [print("  seat", r["seat"], r["url"]) for r in csv.DictReader(open(sys.argv[1]))]' output/$(DEMO_COURSE)/access.csv
+	echo "Each seat's password is on the access sheet, output/$(DEMO_COURSE)/access.html (readable by you only)."
+	echo "Checks: output/$(DEMO_COURSE)/verify.html (screenshots in output/$(DEMO_COURSE)/verify/)"
+	echo "Stop with: ansible-playbook playbooks/lifecycle.yml -e course=$(DEMO_COURSE) -e course_action=stop   Remove with: make demo-down"
 
 demo-down: setup
-	ansible-playbook playbooks/teardown.yml -e course=demo -e confirm_teardown=demo
+	ansible-playbook playbooks/teardown.yml -e course=$(DEMO_COURSE) -e confirm_teardown=$(DEMO_COURSE) $(DEMO_EXTRA)
 
 clean:
 	rm -rf output/build .pytest_cache

@@ -8,9 +8,14 @@ region formats, the schedule, seat names and the profile.
 
 from __future__ import annotations
 
+import difflib
+import glob
 import ipaddress
+import os
 import re
 from typing import Any
+
+import yaml
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -58,7 +63,26 @@ def _schedule_problems(schedule: dict[str, Any]) -> list[str]:
     return problems
 
 
-def course_problems(course: dict[str, Any], course_name: str, profiles: dict[str, Any]) -> list[str]:
+def _role_variables(roles_dir: str) -> set[str]:
+    """Public variables of every role: the keys of roles/*/defaults/main.yml."""
+    names: set[str] = set()
+    for defaults in glob.glob(os.path.join(roles_dir, "*", "defaults", "main.yml")):
+        with open(defaults, encoding="utf-8") as handle:
+            names |= set(yaml.safe_load(handle) or {})
+    return names
+
+
+def _profile_var_problems(overrides: dict[str, Any], profile: dict[str, Any], roles_dir: str) -> list[str]:
+    known = set(profile) | _role_variables(roles_dir)
+    problems = []
+    for name in sorted(set(overrides) - known):
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"did you mean {close[0]}?" if close else "profile_vars set the image roles' variables (roles/*/defaults/main.yml) or the profile's keys."
+        problems.append(f"profile_vars.{name} is not a variable of any image role or of the profile; {hint}")
+    return problems
+
+
+def course_problems(course: dict[str, Any], course_name: str, profiles: dict[str, Any], roles_dir: str = "") -> list[str]:
     """Return every problem of a (spec-valid) course file, each saying what to do."""
     problems: list[str] = []
     if not COURSE_NAME_RE.match(course_name):
@@ -119,6 +143,8 @@ def course_problems(course: dict[str, Any], course_name: str, profiles: dict[str
                 f"disk_gb {course['disk_gb']} is below the {minimum} GB that profile {course['profile']} needs; "
                 f"set disk_gb to {minimum} or more."
             )
+        if roles_dir:
+            problems += _profile_var_problems(course.get("profile_vars") or {}, profile, roles_dir)
     if course.get("budget_usd") is not None and course["budget_usd"] <= 0:
         problems.append(f"budget_usd must be positive (got {course['budget_usd']:g}); leave it out for no budget.")
     return problems

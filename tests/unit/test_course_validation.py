@@ -63,6 +63,10 @@ BAD_COURSES = {
         course(aws__region="Ireland"),
         "aws.region 'Ireland' is not an AWS region name; write it like eu-west-1",
     ),
+    "profile_var_typo": (
+        course(profile_vars={"turbovnc_sever": "tigervnc"}),
+        "profile_vars.turbovnc_sever is not a variable of any image role or of the profile; did you mean turbovnc_server?",
+    ),
     "disk_too_small": (
         course(disk_gb=8),
         "disk_gb 8 is below the 30 GB that profile scipion-1.1 needs; set disk_gb to 30 or more.",
