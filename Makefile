@@ -27,7 +27,7 @@ VENV_STAMP := $(VENV)/.installed-$(REQ_HASH)
 COLLECTION_LINK := collections/ansible_collections/i2pc/scipion_cloud
 SCENARIOS := $(if $(SCENARIO),$(SCENARIO),$(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))))
 
-.PHONY: help setup system-packages base-image test checks lint unit provider e2e molecule bench demo demo-down build clean
+.PHONY: help setup system-packages base-image test checks checks-api checks-containers lint unit provider e2e molecule bench demo demo-down build clean
 
 help:
 	@echo "make demo      bring up the local demo course (see README)"
@@ -67,8 +67,23 @@ test:
 	$(MAKE) --no-print-directory setup
 	echo "setup: $$(( $$(date +%s) - start )) s"
 	$(MAKE) --no-print-directory checks
+	echo "make test: passed in $$(( $$(date +%s) - start )) s"
 
-checks: lint unit provider molecule e2e
+# Two streams side by side: the API side (lint, unit, provider: mostly Python on the
+# controller) and the container side (molecule scenarios, then the demo end to end:
+# mostly waiting on package installs in containers). Lines are prefixed by stream.
+checks: setup
+	$(MAKE) --no-print-directory -j2 -k checks-api checks-containers
+
+checks-api:
+	@start=$$(date +%s)
+	$(MAKE) --no-print-directory -j1 lint unit provider 2>&1 | sed -u 's/^/[api] /'
+	echo "[api] lint, unit, provider: passed in $$(( $$(date +%s) - start )) s"
+
+checks-containers:
+	@start=$$(date +%s)
+	$(MAKE) --no-print-directory -j1 molecule e2e 2>&1 | sed -u 's/^/[containers] /'
+	echo "[containers] molecule, e2e: passed in $$(( $$(date +%s) - start )) s"
 
 lint: setup
 	yamllint --strict .

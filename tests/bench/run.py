@@ -1,27 +1,227 @@
 """`make bench`: run every registered benchmark once, write output/bench/results.json, print a table.
 
 A benchmark is a function in BENCHMARKS returning a dict of named measurements. Numbers
-from one run are compared as ratios inside that run (machines are shared and noisy).
+from one run are compared as ratios inside that run (machines are shared and noisy): the
+absolute seconds say little across runs or machines, the ratios are the result.
+
+aws_fleet_vs_loop: wall-clock seconds of ansible-playbook launching N seats (N = 10, 40)
+against a local moto server, (a) with our i2pc.scipion_cloud.ec2_course_fleet module
+(tests/bench/playbooks/fleet.yml) and (b) with amazon.aws.ec2_instance in a loop, one
+iteration per seat (tests/bench/playbooks/loop.yml), each from an empty moto state; then
+the same playbook again with nothing to change (the convergence re-run). It raises when a
+playbook fails, when a re-run changes something, or when moto does not end with exactly N
+running instances of the bench course with the seats' settings.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 PROJECT = Path(__file__).resolve().parents[2]
 OUTPUT = PROJECT / "output" / "bench" / "results.json"
+PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+VENV_BIN = Path(sys.executable).parent
 
-BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {}
+REGION = "eu-west-1"
+COURSE = "bench"
+SEAT_COUNTS = (10, 40)
+RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+class BenchError(RuntimeError):
+    """The bench did not measure what it claims to measure."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A real moto server on 127.0.0.1, started as tests/conftest.py's moto_server fixture does; yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise BenchError("moto_server did not start")
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def aws_env(url: str) -> dict[str, str]:
+    """The settings of tests/conftest.py's aws_env fixture: boto3 and Ansible talk to moto only."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_CONFIG_FILE": "/dev/null",
+    }
+
+
+def reset_moto(url: str) -> None:
+    req = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10)
+
+
+def ec2_client(url: str) -> Any:
+    import boto3  # the bench's only boto3 use; keeps `import run` cheap for the unit test
+
+    env = aws_env(url)
+    return boto3.client("ec2", region_name=REGION, endpoint_url=url, aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+
+def stock_image(ec2: Any) -> dict[str, str]:
+    """One of moto's stock amzn2 AMIs (with a root device); its id survives a reset."""
+    images = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": ["amzn2-ami-hvm-*"]}])["Images"]
+    images = sorted((i for i in images if i.get("RootDeviceName")), key=lambda i: i["ImageId"])
+    if not images:
+        raise BenchError("moto has no amzn2 AMI with a root device")
+    return {"bench_image_id": images[0]["ImageId"], "bench_root_device": images[0]["RootDeviceName"]}
+
+
+def prerequisites(ec2: Any, image: dict[str, str]) -> dict[str, Any]:
+    """What a course needs before its seats (made by the course_aws role in real use): subnet, group, key."""
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                            {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    subnet = sorted(subnets, key=lambda s: s["AvailabilityZone"])[0]["SubnetId"]
+    group = ec2.create_security_group(GroupName=f"{COURSE}-seats", Description="bench seats", VpcId=vpc)["GroupId"]
+    ec2.create_key_pair(KeyName=f"{COURSE}-key")
+    return {"bench_course": COURSE, "bench_region": REGION, "bench_subnet_id": subnet, "bench_sg_id": group,
+            "bench_key_name": f"{COURSE}-key", **image}
+
+
+def play(url: str, playbook: str, extra_vars: dict[str, Any]) -> tuple[float, dict[str, int]]:
+    """Run a playbook of tests/bench/playbooks from the project root; wall-clock seconds and the recap."""
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
+        **aws_env(url),
+    )
+    cmd = [str(VENV_BIN / "ansible-playbook"), str(PLAYBOOKS / playbook), "-e", json.dumps(extra_vars)]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=PROJECT, env=env, text=True, timeout=600,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - start
+    found = RECAP_RE.findall(proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise BenchError(f"{playbook} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
+    ok, changed, unreachable, failed = (int(v) for v in found[-1])
+    return seconds, {"ok": ok, "changed": changed, "unreachable": unreachable, "failed": failed}
+
+
+def check_seats(ec2: Any, seats: int, settings: dict[str, Any], label: str) -> None:
+    """Moto holds exactly `seats` live instances of the bench course, all running, launched as a seat is."""
+    filters = [{"Name": "tag:Course", "Values": [COURSE]}, {"Name": "tag:ManagedBy", "Values": ["scipion_cloud"]},
+               {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    found = [i for page in ec2.get_paginator("describe_instances").paginate(Filters=filters)
+             for r in page["Reservations"] for i in r["Instances"]]
+    running = [i for i in found if i["State"]["Name"] == "running"]
+    if len(found) != seats or len(running) != seats:
+        raise BenchError(f"{label}: wanted exactly {seats} running instances of course {COURSE}, "
+                         f"moto has {len(found)} live, {len(running)} running")
+    names = sorted({t["Value"] for i in found for t in i.get("Tags", []) if t["Key"] == "Name"})
+    wanted = [f"{COURSE}-training-{n:02d}" for n in range(1, seats + 1)]
+    if names != wanted:
+        raise BenchError(f"{label}: seat names {names} are not {wanted}")
+    for inst in found:
+        wrong = {
+            "image": inst["ImageId"] != settings["bench_image_id"],
+            "subnet": inst.get("SubnetId") != settings["bench_subnet_id"],
+            # The primary interface's groups: moto leaves the instance's own list empty when the
+            # groups come with NetworkInterfaces (as ec2_course_fleet sends them).
+            "group": [g["GroupId"] for g in inst["NetworkInterfaces"][0]["Groups"]] != [settings["bench_sg_id"]],
+            "key": inst.get("KeyName") != settings["bench_key_name"],
+            "IMDSv2": inst.get("MetadataOptions", {}).get("HttpTokens") != "required",
+            "public address": not inst.get("PublicIpAddress"),
+        }
+        if any(wrong.values()):
+            raise BenchError(f"{label}: {inst['InstanceId']} differs from a seat in {[k for k, v in wrong.items() if v]}")
+    volumes = ec2.describe_volumes(Filters=[{"Name": "tag:Course", "Values": [COURSE]}])["Volumes"]
+    good = [v for v in volumes if v["Encrypted"] and v["VolumeType"] == "gp3" and v["Size"] == 30]
+    if len(volumes) != seats or len(good) != seats:
+        raise BenchError(f"{label}: wanted {seats} encrypted 30 GB gp3 volumes tagged with the course, "
+                         f"moto has {len(volumes)} tagged, {len(good)} of them right")
+    for inst in (found[0], found[-1]):
+        data = ec2.describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")["UserData"]
+        if not data.get("Value"):
+            raise BenchError(f"{label}: {inst['InstanceId']} has no user data")
+
+
+def aws_fleet_vs_loop() -> dict[str, float]:
+    """(a) ec2_course_fleet vs (b) ec2_instance in a loop, launching N seats, then re-run with nothing to do."""
+    results: dict[str, float] = {}
+    with moto_server() as url:
+        ec2 = ec2_client(url)
+        reset_moto(url)
+        image = stock_image(ec2)
+        for seats in SEAT_COUNTS:
+            for way, playbook in (("fleet", "fleet.yml"), ("loop", "loop.yml")):
+                reset_moto(url)
+                settings = {**prerequisites(ec2, image), "bench_seats": seats}
+                label = f"{way} {seats}"
+                seconds, recap = play(url, playbook, settings)
+                if recap["changed"] == 0:
+                    raise BenchError(f"{label}: the first run changed nothing")
+                check_seats(ec2, seats, settings, label)
+                results[f"{way}_{seats}_s"] = seconds
+                seconds, recap = play(url, playbook, settings)
+                if recap["changed"] != 0:
+                    raise BenchError(f"{label}: the re-run changed something ({recap})")
+                check_seats(ec2, seats, settings, f"{label} re-run")
+                results[f"{way}_rerun_{seats}_s"] = seconds
+                print(f"  aws_fleet_vs_loop: {label} seats {results[f'{way}_{seats}_s']:.1f} s, "
+                      f"re-run {seconds:.1f} s", file=sys.stderr, flush=True)
+            results[f"loop_over_fleet_{seats}"] = results[f"loop_{seats}_s"] / results[f"fleet_{seats}_s"]
+            results[f"loop_over_fleet_rerun_{seats}"] = results[f"loop_rerun_{seats}_s"] / results[f"fleet_rerun_{seats}_s"]
+    return results
+
+
+BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {
+    "aws_fleet_vs_loop": aws_fleet_vs_loop,
+}
 
 
 def main() -> None:
     results = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "benchmarks": {name: bench() for name, bench in BENCHMARKS.items()},
     }
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
