@@ -72,7 +72,7 @@ test:
 # Two streams side by side, balanced by measured time: the API side (lint, unit, provider:
 # Python on the controller) then the GPU-stack and Scipion 1 scenarios; the container side
 # runs every other scenario, then the demo end to end. Lines are prefixed by stream.
-MOLECULE_API_STREAM := artifact cuda nvidia_driver scipion1_standin
+MOLECULE_API_STREAM := artifact cuda nvidia_driver scipion1_standin course_data_volume
 ALL_SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 checks: setup
