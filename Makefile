@@ -72,7 +72,7 @@ test:
 # Two streams side by side, balanced by measured time: the API side (lint, unit, provider:
 # Python on the controller) then the GPU-stack and Scipion 1 scenarios; the container side
 # runs every other scenario, then the demo end to end. Lines are prefixed by stream.
-MOLECULE_API_STREAM := artifact cuda nvidia_driver scipion1_standin course_data_volume
+MOLECULE_API_STREAM := artifact cuda nvidia_driver scipion1_standin course_data_volume desktop_vendor
 ALL_SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 checks: setup
@@ -130,12 +130,25 @@ DEMO_EXTRA ?=
 DEMO_MIRROR := $(CACHE_DIR)/demo-mirror
 DEMO_ARGS := -e course=$(DEMO_COURSE) -e artifact_mirror=$(DEMO_MIRROR) $(DEMO_EXTRA)
 
+DEMO_PROFILE ?= scipion-3
+DEMO_IMAGE := localhost/scipion-cloud/$(DEMO_COURSE)-$(DEMO_PROFILE):latest
+
 demo: setup
 	@start=$$(date +%s)
 	python3 scripts/demo_dataset.py --out $(DEMO_MIRROR) >/dev/null
-	ansible-playbook playbooks/provision.yml $(DEMO_ARGS)
+	image_args=""
+	if podman image exists $(DEMO_IMAGE); then
+	  echo "New seats start from $(DEMO_IMAGE), captured by an earlier make demo (podman rmi it to start from scratch)."
+	  image_args="-e course_local_base_image=$(DEMO_IMAGE)"
+	fi
+	ansible-playbook playbooks/provision.yml $(DEMO_ARGS) $$image_args
 	ansible-playbook playbooks/configure.yml $(DEMO_ARGS)
 	ansible-playbook playbooks/verify.yml $(DEMO_ARGS)
+	if ! podman image exists $(DEMO_IMAGE); then
+	  echo "Capturing seat 1 as $(DEMO_IMAGE), so that the next demo's seats start configured."
+	  ansible-playbook playbooks/image.yml -e provider=local -e profile=$(DEMO_PROFILE) -e image_name_prefix=$(DEMO_COURSE) \
+	    -e image_local_seat=$(DEMO_COURSE)-training-01 -e image_keep=1
+	fi
 	echo
 	echo "The demo course is ready ($$(( $$(date +%s) - start )) s). Open a seat in your browser and accept"
 	echo "its self-signed certificate:"

@@ -1,6 +1,9 @@
 """`make demo` end to end: two local seats provisioned, configured by the image roles,
-verified (testinfra seat suites + a real noVNC login in headless Chromium), converged again
-without change, one seat broken on purpose and reported red, then torn down.
+verified (testinfra seat suites + a real noVNC login in headless Chromium) and seat 1
+captured as the demo's image; a second make demo skips the configured seats; the roles
+forced to run again change nothing; one seat broken on purpose is reported red; after
+make demo-down, make demo starts new seats from the captured image without running the
+roles' install steps; then everything is torn down.
 
 Runs the shipped demo course under its own name (demo-e2e, other ports) so that a demo an
 organiser keeps running on the same machine is left alone. Screenshots and the report stay
@@ -10,6 +13,7 @@ and every Debian package are installed for real.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -24,6 +28,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 COURSE = "demo-e2e"
 OUTPUT = PROJECT / "output" / COURSE
 SEATS = [f"{COURSE}-training-01", f"{COURSE}-training-02"]
+IMAGE = f"localhost/scipion-cloud/{COURSE}-scipion-3:latest"
 CACHE = os.environ.get("SCIPION_CLOUD_CACHE") or str(Path.home() / ".cache" / "scipion_cloud")
 
 
@@ -56,8 +61,10 @@ def demo(tmp_path_factory):
     leftover = subprocess.run(["podman", "ps", "-a", "-q", "--filter", f"label=scipion_cloud.course={COURSE}"],
                               text=True, capture_output=True, check=True).stdout.split()
     assert not leftover, f"containers of {COURSE} exist from an earlier run: make demo-down DEMO_COURSE={COURSE}"
+    subprocess.run(["podman", "rmi", "--ignore", IMAGE], capture_output=True, check=False)
     yield extra
     make("demo-down", extra, timeout=600)
+    subprocess.run(["podman", "rmi", "--ignore", IMAGE], capture_output=True, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +91,24 @@ def test_demo_comes_up_verified_with_desktops_in_the_browser(first_run):
                                 text=True, capture_output=True, check=True).stdout
         assert '"profile": "scipion-3"' in record
     print(f"first make demo: {seconds:.0f} s")
+
+
+def test_first_demo_captures_seat_1_as_the_demo_image(first_run):
+    labels = json.loads(subprocess.run(["podman", "image", "inspect", "--format", "{{json .Labels}}", IMAGE],
+                                       text=True, capture_output=True, check=True).stdout)
+    assert labels["scipion_cloud.profile"] == "scipion-3" and labels["scipion_cloud.managed_by"] == "scipion_cloud"
+    record = json.loads(subprocess.run(["podman", "exec", SEATS[0], "cat", "/etc/scipion_cloud/configured.json"],
+                                       text=True, capture_output=True, check=True).stdout)
+    assert labels["scipion_cloud.configured_fingerprint"] == record["fingerprint"]
+    # Generalised: nothing of seat 1 is left in the image.
+    leftovers = subprocess.run(["podman", "run", "--rm", "--entrypoint", "sh", IMAGE, "-c",
+                                "ls /etc/scipion_cloud/seat.yml /etc/scipion_cloud/tls/novnc.key /home/ubuntu/.vnc/passwd "
+                                "/var/lib/scipion_cloud/vnc-seat.sha256 2>/dev/null; cat /etc/machine-id"],
+                               text=True, capture_output=True, check=False).stdout.split()
+    assert leftovers == [], leftovers
+    left = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", "label=scipion_cloud.purpose=image-builder"],
+                          text=True, capture_output=True, check=True).stdout.split()
+    assert left == []
 
 
 def test_no_password_in_the_output(first_run):
@@ -129,6 +154,24 @@ def test_a_broken_seat_is_reported_red_with_the_reason(first_run, demo, run_play
     assert "scipion-vnc.service is not running" in " ".join(failures.values()), failures
     assert "novnc_login" in failures
     assert "scipion-vnc.service" in (OUTPUT / "verify.html").read_text()
+
+
+def test_demo_from_the_captured_image_skips_the_install_steps(first_run, demo):
+    down = make("demo-down", demo, timeout=600)
+    assert down.returncode == 0, down.stdout[-4000:]
+    start = time.monotonic()
+    result = make("demo", demo, timeout=1800)
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert f"New seats start from {IMAGE}" in result.stdout
+    for seat in SEATS:
+        assert f"{seat} is configured with this profile and these roles already" in result.stdout
+        image = subprocess.run(["podman", "container", "inspect", "--format", "{{.ImageName}}", seat],
+                               text=True, capture_output=True, check=True).stdout.strip()
+        assert image == IMAGE
+    suites = junit_suites()
+    assert all(suites[seat].get("failures") == "0" for seat in SEATS)
+    print(f"make demo from the captured image: {seconds:.0f} s, {seconds / first_run[1]:.2f} of the first run")
 
 
 def test_demo_down_removes_every_seat(first_run, demo):
