@@ -8,7 +8,6 @@ port published on 127.0.0.1:16901 and keep their screenshots under output/.
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import subprocess
@@ -22,7 +21,9 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT / "tests" / "browser"))
+sys.path.insert(0, str(PROJECT / "tests" / "testinfra" / "seat"))
 import novnc_login  # noqa: E402
+from seat_procs import processes  # noqa: E402  (the image has no procps: /proc is read)
 
 NOVNC = ("127.0.0.1", 16901)
 PAGE = f"https://{NOVNC[0]}:{NOVNC[1]}/vnc.html"
@@ -31,21 +32,6 @@ HOME = "/home/ubuntu"
 PASSWD = f"{HOME}/.vnc/passwd"
 SEAT = "/etc/scipion_cloud/seat.yml"
 UNITS = ["scipion-vnc.service", "scipion-novnc.service", "scipion-vnc-seat.path", "scipion-idle-stop.timer"]
-
-
-# The image has no procps: processes are read from /proc by python3 in the container.
-PROCS_PY = ("import os,pwd,json; out=[]\n"
-            "for p in filter(str.isdigit, os.listdir('/proc')):\n"
-            "  try: out.append([pwd.getpwuid(os.stat('/proc/'+p).st_uid).pw_name, open('/proc/'+p+'/comm').read().strip(),"
-            " open('/proc/'+p+'/cmdline').read().replace(chr(0),' ').strip()])\n"
-            "  except (OSError, KeyError): pass\n"
-            "print(json.dumps(out))")
-
-
-def processes(host, user: str, comm: str | None = None) -> list[str]:
-    """Command lines of `user`'s processes (named `comm` if given)."""
-    rows = json.loads(host.check_output(f"python3 -c \"{PROCS_PY}\""))
-    return [args for owner, name, args in rows if owner == user and (comm is None or name == comm)]
 
 
 @pytest.fixture(scope="module")
