@@ -3,8 +3,9 @@
 It serves, on 127.0.0.1, the subset of the OpenStack APIs that openstacksdk 4.14 and the
 openstack.cloud 2.5 modules and inventory plugin call for a course: password, application
 credential and EGI Check-in (OIDC access token) authentication, servers with lifecycle
-actions, flavours, key pairs, limits, images, networks, ports, security groups, floating
-IPs, quotas and a volume listing. State lives in memory; ``OpenStackDouble.cloud`` is the
+actions and snapshots (createImage), flavours, key pairs, limits, images (listed with
+property filters, updated with JSON patches, deleted), networks, ports, security groups,
+floating IPs, quotas and a volume listing. State lives in memory; ``OpenStackDouble.cloud`` is the
 live state object that tests inspect and seed.
 
 What it does not model: scheduling and capacity (a server always lands), quotas other

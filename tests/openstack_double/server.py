@@ -11,7 +11,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from .state import ApiError, Cloud, new_id, stamp
+from .state import ApiError, Cloud, new_id, settle_image, stamp
 
 Handler = Callable[["Request"], tuple[int, Any]]
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
@@ -277,6 +277,11 @@ def server_action(req: Request) -> tuple[int, Any]:
         elif action == "removeSecurityGroup" and group["id"] in groups:
             groups.remove(group["id"])
         return 202, None
+    if action == "createImage":
+        image = cloud.snapshot_server(server, body or {})
+        # Microversion 2.45 and later answer with the id in the body (earlier ones in a Location header).
+        req.response_headers["Location"] = f"{req.base}/image/v2/images/{image['id']}"
+        return 202, {"image_id": image["id"]}
     cloud.server_action(server, action, body)
     return 202, None
 
@@ -453,22 +458,53 @@ def compute_quota_set(req: Request) -> tuple[int, Any]:
 
 
 # ---------------------------------------------------------------------- Glance
+GLANCE_LIST_PARAMS = {"limit", "marker", "sort", "sort_key", "sort_dir", "member_status"}
+
+
+def public_image(image: dict[str, Any]) -> dict[str, Any]:
+    settle_image(image)
+    return {k: v for k, v in image.items() if not k.startswith("_")}
+
+
+def find_image(req: Request) -> dict[str, Any]:
+    image = req.cloud.images.get(req.params["image_id"])
+    if image is None:
+        raise ApiError(404, f"No image found with ID {req.params['image_id']}")
+    return image
+
+
 @route("GET", "/image/v2/images")
 def list_images(req: Request) -> tuple[int, Any]:
-    images = list(req.cloud.images.values())
-    for key in ("name", "status", "visibility"):
-        wanted = req.arg(key)
-        if wanted and not (key == "visibility" and wanted == "all"):
-            images = [i for i in images if i.get(key) == wanted]
+    """Glance filters on core fields and on any image property given in the query string."""
+    images = [public_image(i) for i in req.cloud.images.values()]
+    hidden = (req.arg("os_hidden") or "false").lower() == "true"  # hidden images only when asked for
+    images = [i for i in images if bool(i.get("os_hidden")) == hidden]
+    for key, values in req.query.items():
+        if key in GLANCE_LIST_PARAMS or key == "os_hidden" or (key == "visibility" and values[-1] == "all"):
+            continue
+        images = [i for i in images if str(i.get(key)) == values[-1]]
     return 200, {"images": paginate(req, images), "schema": "/v2/schemas/images", "first": "/v2/images"}
 
 
 @route("GET", "/image/v2/images/{image_id}")
 def show_image(req: Request) -> tuple[int, Any]:
-    image = req.cloud.images.get(req.params["image_id"])
-    if image is None:
-        raise ApiError(404, f"No image found with ID {req.params['image_id']}")
-    return 200, image
+    return 200, public_image(find_image(req))
+
+
+@route("PATCH", "/image/v2/images/{image_id}")
+def update_image(req: Request) -> tuple[int, Any]:
+    content_type = req.headers.get("Content-Type", "")
+    if "openstack-images-v2.1-json-patch" not in content_type:
+        raise ApiError(415, f"Unsupported Content-Type {content_type!r}: send application/openstack-images-v2.1-json-patch")
+    if not isinstance(req.body, list):
+        raise ApiError(400, "The request body must be a JSON patch (a list of operations).")
+    return 200, public_image(req.cloud.patch_image(find_image(req), req.body))
+
+
+@route("DELETE", "/image/v2/images/{image_id}")
+def delete_image(req: Request) -> tuple[int, Any]:
+    req.cloud.delete_image(req.params["image_id"])
+    return 204, None
 
 
 # ---------------------------------------------------------------------- Neutron
@@ -724,6 +760,9 @@ class DoubleHandler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:  # noqa: N802
         self.dispatch("DELETE")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self.dispatch("PATCH")
 
     def dispatch(self, method: str) -> None:
         parsed = urllib.parse.urlsplit(self.path)

@@ -30,6 +30,17 @@ def stamp(offset: float = 0.0) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + offset))
 
 
+# Glance's own image fields; everything else on an image is a property.
+IMAGE_CORE_FIELDS = {
+    "id", "name", "status", "visibility", "disk_format", "container_format", "min_disk", "min_ram", "size",
+    "virtual_size", "checksum", "os_hash_algo", "os_hash_value", "owner", "protected", "tags", "created_at",
+    "updated_at", "os_hidden", "file", "schema", "self", "direct_url", "locations",
+}
+IMAGE_READ_ONLY = {"id", "status", "size", "virtual_size", "checksum", "created_at", "updated_at", "file", "schema",
+                   "self", "os_hash_algo", "os_hash_value", "direct_url", "locations"}
+IMAGE_META_LIMIT = 128       # Nova's maxImageMeta
+IMAGE_PROPERTY_QUOTA = 128   # Glance's image_property_quota
+
 DEFAULT_QUOTAS = {
     # Like a small EGI FedCloud allocation: 4 GPU machines of 6 cores and 12 GB.
     "instances": 4,
@@ -105,6 +116,73 @@ class Cloud:
         image["file"] = f"/v2/images/{image['id']}/file"
         self.images[image["id"]] = image
         return image
+
+    def snapshot_server(self, server: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """Nova createImage: a private image of the server's disk, with the request's metadata as properties.
+
+        Like Nova, it takes an ACTIVE or SHUTOFF server only and checks the metadata (strings of at most
+        255 characters, at most maxImageMeta items); the snapshot inherits the base image's own
+        properties, and is queued until the next read (the upload "finishes").
+        """
+        settle(server)
+        if server["status"] not in ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED"):
+            raise ApiError(409, f"Cannot 'createImage' instance {server['id']} while it is in vm_state "
+                                f"{server['status'].lower()}")
+        name = body.get("name")
+        if not name or not isinstance(name, str) or len(name) > 255:
+            raise ApiError(400, "Invalid input for field/attribute name.")
+        metadata = body.get("metadata") or {}
+        for key, value in metadata.items():
+            if not isinstance(value, str) or len(str(key)) > 255 or len(value) > 255:
+                raise ApiError(400, f"Invalid input for field/attribute metadata. Value: {key}={value!r}")
+        if len(metadata) > IMAGE_META_LIMIT:
+            raise ApiError(403, "Quota exceeded for metadata_items: image metadata limit is "
+                                f"{IMAGE_META_LIMIT}, {len(metadata)} given.", "forbidden")
+        base = self.images.get(server["image"]["id"], {})
+        inherited = {k: v for k, v in base.items() if k not in IMAGE_CORE_FIELDS and not k.startswith("_")}
+        image = self.add_image(name, **inherited)
+        image.update(status="queued", visibility="private", size=None, checksum=None,
+                     min_disk=self.flavors[server["_flavor_id"]]["disk"], image_type="snapshot",
+                     instance_uuid=server["id"], base_image_ref=server["image"]["id"],
+                     _pending="active", _source_status=server["status"])
+        image.update({str(k): v for k, v in metadata.items()})
+        server["_actions"].append("createImage")
+        return image
+
+    def patch_image(self, image: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+        """Glance's JSON patch of an image: add, replace or remove a property (core fields read-only)."""
+        for op in operations:
+            kind, path = op.get("op"), str(op.get("path", ""))
+            key = path.lstrip("/")
+            if kind not in ("add", "replace", "remove") or not path.startswith("/") or "/" in key:
+                raise ApiError(400, f"Invalid JSON pointer or operation: {op}")
+            if key in IMAGE_READ_ONLY:
+                raise ApiError(403, f"Attribute '{key}' is read-only.", "forbidden")
+            if kind == "remove":
+                if key not in image:
+                    raise ApiError(409, f"Property {key} does not exist.")
+                image.pop(key)
+            elif kind == "replace" and key not in image:
+                raise ApiError(409, f"Property {key} does not exist.")
+            else:
+                value = op.get("value")
+                if key not in IMAGE_CORE_FIELDS and (not isinstance(value, str) or len(value) > 255):
+                    raise ApiError(400, f"Property {key} must be a string of at most 255 characters.")
+                image[key] = value
+        extra = [k for k in image if k not in IMAGE_CORE_FIELDS and not k.startswith("_")]
+        if len(extra) > IMAGE_PROPERTY_QUOTA:
+            raise ApiError(413, f"Attempted: {len(extra)}, Maximum: {IMAGE_PROPERTY_QUOTA} image properties.")
+        image["updated_at"] = stamp()
+        return image
+
+    def delete_image(self, image_id: str) -> None:
+        image = self.images.get(image_id)
+        if image is None:
+            raise ApiError(404, f"No image found with ID {image_id}")
+        if image.get("protected"):
+            raise ApiError(403, f"Image {image_id} is protected and cannot be deleted.", "forbidden")
+        # Like Glance: servers booted from the image keep running; nothing checks their use.
+        self.images.pop(image_id)
 
     def add_flavor(self, name: str, vcpus: int, ram: int, disk: int,
                    extra_specs: dict[str, str] | None = None) -> dict[str, Any]:
@@ -416,6 +494,12 @@ class Cloud:
                   "user_id": None, "snapshot_id": None, "source_volid": None, "links": []}
         self.volumes[volume["id"]] = volume
         return volume
+
+
+def settle_image(image: dict[str, Any]) -> None:
+    """A snapshot's upload finishes by the next read: active, with a size and checksum."""
+    if image.get("_pending"):
+        image.update(status=image.pop("_pending"), size=2147483648, checksum=new_id(), updated_at=stamp())
 
 
 def settle(server: dict[str, Any]) -> None:
