@@ -50,6 +50,14 @@ def junit_suites() -> dict[str, ET.Element]:
     return {s.get("name"): s for s in ET.parse(OUTPUT / "verify.xml").getroot().iter("testsuite")}
 
 
+def remove_images() -> None:
+    """Every tag of the demo image's repository (the capture tags it by date and as latest)."""
+    tags = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE.rsplit(":", 1)[0]],
+                          text=True, capture_output=True, check=False).stdout.split()
+    if tags:
+        subprocess.run(["podman", "rmi", "--ignore", *tags], capture_output=True, check=False)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The demo course file under the test's name, in a catalogue of its own."""
@@ -61,10 +69,10 @@ def demo(tmp_path_factory):
     leftover = subprocess.run(["podman", "ps", "-a", "-q", "--filter", f"label=scipion_cloud.course={COURSE}"],
                               text=True, capture_output=True, check=True).stdout.split()
     assert not leftover, f"containers of {COURSE} exist from an earlier run: make demo-down DEMO_COURSE={COURSE}"
-    subprocess.run(["podman", "rmi", "--ignore", IMAGE], capture_output=True, check=False)
+    remove_images()
     yield extra
     make("demo-down", extra, timeout=600)
-    subprocess.run(["podman", "rmi", "--ignore", IMAGE], capture_output=True, check=False)
+    remove_images()
 
 
 @pytest.fixture(scope="module")
