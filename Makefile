@@ -70,9 +70,9 @@ test:
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
 
 # Two streams side by side, balanced by measured time: the API side (lint, unit, provider:
-# Python on the controller) then the GPU-stack and Scipion 1 scenarios; the container side
+# Python on the controller) then the GPU-stack, data-volume and vendor-desktop scenarios; the container side
 # runs every other scenario, then the demo end to end. Lines are prefixed by stream.
-MOLECULE_API_STREAM := artifact cuda nvidia_driver scipion1_standin course_data_volume desktop_vendor
+MOLECULE_API_STREAM := artifact cuda nvidia_driver course_data_volume desktop_vendor
 ALL_SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 checks: setup
