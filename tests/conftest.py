@@ -8,8 +8,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 import yaml
@@ -66,43 +67,65 @@ def course_catalogue(tmp_path: Path) -> Callable[[str, dict], list[str]]:
     return write
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> str:
-    """A real moto server on 127.0.0.1 for the whole session; yields its URL."""
+@contextmanager
+def moto_process() -> Iterator[str]:
+    """A real moto server on 127.0.0.1 (also used by tests/bench); yields its URL, stops it after."""
     port = free_port()
     proc = subprocess.Popen(
         [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto_server did not start")
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
         try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def reset_moto(url: str) -> None:
+    """Empty moto's state."""
+    req = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10)
+
+
+def moto_settings(url: str, region: str = "eu-west-1") -> dict[str, str]:
+    """AWS settings that point boto3 and Ansible at moto only."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_CONFIG_FILE": "/dev/null",
+    }
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A real moto server on 127.0.0.1 for the whole session; yields its URL."""
+    with moto_process() as url:
+        yield url
 
 
 @pytest.fixture
 def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Fresh moto state and AWS settings that point boto3 and Ansible at it."""
-    req = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(req, timeout=10)
-    env = {
-        "AWS_ENDPOINT_URL": moto_server,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_CONFIG_FILE": "/dev/null",
-    }
+    reset_moto(moto_server)
+    env = moto_settings(moto_server)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

@@ -19,14 +19,11 @@ import json
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 PROJECT = Path(__file__).resolve().parents[2]
 OUTPUT = PROJECT / "output" / "bench" / "results.json"
@@ -36,6 +33,10 @@ VENV_BIN = Path(sys.executable).parent
 REGION = "eu-west-1"
 COURSE = "bench"
 SEAT_COUNTS = (10, 40)
+# The moto server and settings the AWS tests use (tests/conftest.py).
+sys.path.insert(0, str(PROJECT / "tests"))
+from conftest import moto_process, moto_settings, reset_moto  # noqa: E402
+
 RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -43,56 +44,9 @@ class BenchError(RuntimeError):
     """The bench did not measure what it claims to measure."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """A real moto server on 127.0.0.1, started as tests/conftest.py's moto_server fixture does; yields its URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise BenchError("moto_server did not start")
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def aws_env(url: str) -> dict[str, str]:
     """The settings of tests/conftest.py's aws_env fixture: boto3 and Ansible talk to moto only."""
-    return {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_CONFIG_FILE": "/dev/null",
-    }
-
-
-def reset_moto(url: str) -> None:
-    req = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(req, timeout=10)
+    return moto_settings(url, REGION)
 
 
 def ec2_client(url: str) -> Any:
@@ -187,7 +141,7 @@ def check_seats(ec2: Any, seats: int, settings: dict[str, Any], label: str) -> N
 def aws_fleet_vs_loop() -> dict[str, float]:
     """(a) ec2_course_fleet vs (b) ec2_instance in a loop, launching N seats, then re-run with nothing to do."""
     results: dict[str, float] = {}
-    with moto_server() as url:
+    with moto_process() as url:
         ec2 = ec2_client(url)
         reset_moto(url)
         image = stock_image(ec2)
