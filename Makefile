@@ -73,7 +73,7 @@ test:
 # Python on the controller) then the GPU-stack, data-volume and vendor-desktop scenarios; the container side
 # runs every other scenario, then the demo end to end. Lines are prefixed by stream.
 MOLECULE_API_STREAM := artifact cuda nvidia_driver course_data_volume desktop_vendor
-ALL_SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+ALL_SCENARIOS := $(filter-out default,$(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))))
 
 checks: setup
 	$(MAKE) --no-print-directory -j2 -k checks-api checks-containers
