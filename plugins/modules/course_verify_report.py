@@ -5,12 +5,14 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: course_verify_report
-short_description: Write a course's seat-by-check verification report
+short_description: Write a course's check-by-seat verification report
 description:
   - Reads, for each seat, the testinfra JUnit XML C(<seat>-testinfra.xml) and the browser login
     report C(<seat>-browser.json) from I(results_dir), and writes into I(output_dir) C(verify.html) (a
-    seat x check table, green/red/grey, with the failing detail) and C(verify.xml) (JUnit, one test
-    suite per seat).
+    check x seat table, green/red/grey, one row a check and one column a seat, with a summary row, the
+    failing detail on hover and listed below) and C(verify.xml) (JUnit, one test suite per seat).
+  - Check names leave out testinfra's host id (C(podman://NAME), C(ssh://IP)), so that the same check
+    has the same name on every seat.
   - A seat whose result files are missing counts as failed, so nothing passes by omission.
 options:
   course:
@@ -22,6 +24,13 @@ options:
     type: list
     elements: str
     required: true
+  testinfra_hosts:
+    description:
+      - Per seat, the host that testinfra was given (C(--hosts), for example C(podman://NAME) or
+        C(ssh://USER@IP)); its id in the test ids is left out of the check names. Seats not listed
+        keep their check names as pytest wrote them.
+    type: dict
+    default: {}
   results_dir:
     description: Folder holding the per-seat result files.
     type: path
@@ -38,6 +47,7 @@ EXAMPLES = r"""
   i2pc.scipion_cloud.course_verify_report:
     course: madrid
     seats: [madrid-training-01, madrid-training-02]
+    testinfra_hosts: {madrid-training-01: "ssh://ubuntu@203.0.113.10", madrid-training-02: "ssh://ubuntu@203.0.113.11"}
     results_dir: output/madrid/verify
     output_dir: output/madrid
   register: report
@@ -67,6 +77,7 @@ junit:
 import html
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -75,13 +86,36 @@ from ansible.module_utils.basic import AnsibleModule
 PASS, FAIL, SKIP = "passed", "failed", "skipped"
 
 
-def read_testinfra(path: str) -> list[dict[str, str]]:
+def testinfra_host_id(host: str) -> str:
+    """The id testinfra gives a host in test ids: `ssh://user@ip` -> `ssh://ip` (its backend's
+    connection type and host name), `podman://name` unchanged."""
+    scheme, sep, rest = host.partition("://")
+    if not sep:
+        return host
+    return f"{scheme}://{rest.split('?', 1)[0].rpartition('@')[2]}"
+
+
+def without_host_id(test_name: str, host_id: str) -> str:
+    """`check[podman://seat]` -> `check`, `check[podman://seat-unit]` -> `check[unit]`."""
+    if not host_id:
+        return test_name
+    base, bracket, params = test_name.partition("[")
+    if not bracket or not params.startswith(host_id):
+        return test_name
+    rest = params[len(host_id):]
+    if rest == "]":
+        return base
+    return f"{base}[{rest[1:]}" if rest.startswith("-") else test_name
+
+
+def read_testinfra(path: str, host_id: str = "") -> list[dict[str, str]]:
     """Checks from a pytest JUnit XML: name, outcome and detail."""
     if not os.path.exists(path):
-        return [{"name": "testinfra", "outcome": FAIL, "detail": f"no result file {os.path.basename(path)}"}]
+        return [{"name": "testinfra", "outcome": FAIL, "detail": f"no result file {os.path.basename(path)}", "seat_only": True}]
     checks = []
     for case in ET.parse(path).getroot().iter("testcase"):
-        name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}".lstrip(":")
+        test_name = without_host_id(case.get("name") or "", host_id)
+        name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{test_name}".lstrip(":")
         outcome, detail = PASS, ""
         for child in case:
             if child.tag in ("failure", "error"):
@@ -89,7 +123,7 @@ def read_testinfra(path: str) -> list[dict[str, str]]:
             elif child.tag == "skipped":
                 outcome, detail = SKIP, child.get("message") or ""
         checks.append({"name": name, "outcome": outcome, "detail": detail})
-    return checks or [{"name": "testinfra", "outcome": FAIL, "detail": "no test ran"}]
+    return checks or [{"name": "testinfra", "outcome": FAIL, "detail": "no test ran", "seat_only": True}]
 
 
 def read_browser(path: str) -> dict[str, str]:
@@ -105,29 +139,74 @@ def read_browser(path: str) -> dict[str, str]:
             "screenshot": report.get("screenshot") or ""}
 
 
-def render_html(course: str, table: dict[str, list[dict[str, str]]]) -> str:
-    checks = sorted({c["name"] for seat in table.values() for c in seat})
-    colours = {PASS: "#2e7d32", FAIL: "#c62828", SKIP: "#9e9e9e", None: "#ffffff"}
-    rows = []
+def check_label(name: str) -> tuple[str, str]:
+    """(group, words) of a check: `test_seat_desktop::test_unit_enabled_and_running[x]` ->
+    ("desktop", "unit enabled and running: x")."""
+    if name == "novnc_login":
+        return "browser", "noVNC login with the seat's password"
+    module, _, test = name.rpartition("::")
+    group = re.sub(r"^test_(seat_)?", "", module).replace("_", " ") or "checks"
+    base, _, params = test.partition("[")
+    words = re.sub(r"^test_", "", base).replace("_", " ")
+    return group, f"{words}: {params[:-1]}" if params else words
+
+
+def complete(table: dict[str, list[dict[str, str]]]) -> dict[str, list[dict[str, str]]]:
+    """Every seat gets every check that ran anywhere: one missing on a seat is a failure there.
+    A seat's own trouble (no result file) is not asked of the other seats."""
+    names = list(dict.fromkeys(c["name"] for results in table.values() for c in results if not c.get("seat_only")))
+    done = {}
     for seat, results in table.items():
-        by_name = {c["name"]: c for c in results}
-        cells = []
-        for check in checks:
-            c = by_name.get(check)
-            outcome = c["outcome"] if c else None
-            title = html.escape(c["detail"]) if c else "not run for this seat"
-            label = {PASS: "ok", FAIL: "FAIL", SKIP: "skip", None: ""}[outcome]
-            cells.append(f'<td style="background:{colours[outcome]};color:#fff" title="{title}">{label}</td>')
-        rows.append(f"<tr><th>{html.escape(seat)}</th>{''.join(cells)}</tr>")
-    failures = [f"<li><b>{html.escape(seat)}</b> {html.escape(c['name'])}: <pre>{html.escape(c['detail'])}</pre></li>"
+        have = {c["name"] for c in results}
+        done[seat] = results + [{"name": n, "outcome": FAIL, "detail": "no result for this seat: the check did not run there"}
+                                for n in names if n not in have]
+    return done
+
+
+def render_html(course: str, table: dict[str, list[dict[str, str]]]) -> str:
+    """One row a check, one column a seat; the first row sums up each seat."""
+    seats = list(table)
+    by_seat = {seat: {c["name"]: c for c in results} for seat, results in table.items()}
+    checks = sorted({c["name"] for results in table.values() for c in results}, key=lambda n: (check_label(n), n))
+    colours = {PASS: "#2e7d32", FAIL: "#c62828", SKIP: "#9e9e9e"}
+    labels = {PASS: "ok", FAIL: "FAIL", SKIP: "skip"}
+
+    def cell(seat: str, check: str) -> str:
+        c = by_seat[seat].get(check)
+        if c is None:  # another seat's own trouble (its result file is missing)
+            return '<td class="na" title="not a check of this seat">-</td>'
+        return f'<td style="background:{colours[c["outcome"]]}" title="{html.escape(c["detail"])}">{labels[c["outcome"]]}</td>'
+
+    summary = []
+    for seat in seats:
+        bad = sum(c["outcome"] == FAIL for c in table[seat])
+        shot = next((c.get("screenshot") for c in table[seat] if c.get("screenshot")), "")
+        link = f' <a href="verify/{html.escape(os.path.basename(shot))}">desktop</a>' if shot else ""
+        text = f"{bad} to fix" if bad else "ready"
+        summary.append(f'<td class="sum" style="background:{colours[FAIL if bad else PASS]}">{text}{link}</td>')
+    rows, group_seen = [], None
+    for check in checks:
+        group, words = check_label(check)
+        if group != group_seen:
+            rows.append(f'<tr class="group"><th colspan="{len(seats) + 1}">{html.escape(group)}</th></tr>')
+            group_seen = group
+        rows.append(f'<tr><th class="check" title="{html.escape(check)}">{html.escape(words)}</th>'
+                    f'{"".join(cell(seat, check) for seat in seats)}</tr>')
+    failures = [f"<li><b>{html.escape(seat)}</b>: {html.escape(' / '.join(check_label(c['name'])))}"
+                f"<pre>{html.escape(c['detail'])}</pre></li>"
                 for seat, results in table.items() for c in results if c["outcome"] == FAIL]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in checks)
+    ready = sum(1 for seat in seats if not any(c["outcome"] == FAIL for c in table[seat]))
+    head = "".join(f'<th class="seat">{html.escape(seat)}</th>' for seat in seats)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(course)}: verification</title>"
         "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:3px 6px;font-size:12px}th{writing-mode:horizontal-tb}</style></head><body>"
+        "padding:3px 6px;font-size:12px}td{color:#fff;text-align:center}th.check{text-align:left;font-weight:normal}"
+        "th.seat{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap}"
+        "tr.group th{text-align:left;background:#eee}td.sum a{color:#fff}td.na{color:#000}</style></head><body>"
         f"<h1>Course {html.escape(course)}: seat verification</h1>"
-        f"<table><tr><th>seat</th>{head}</tr>{''.join(rows)}</table>"
+        f"<p>{ready} of {len(seats)} seats ready. Hover over a cell for its detail; failures are listed below the table.</p>"
+        f"<table><tr><th>check</th>{head}</tr><tr><th class='check'><b>seat ready?</b></th>{''.join(summary)}</tr>"
+        f"{''.join(rows)}</table>"
         f"<h2>Failures</h2><ul>{''.join(failures) or '<li>none</li>'}</ul></body></html>\n"
     )
 
@@ -160,6 +239,7 @@ def main() -> None:
         argument_spec={
             "course": {"type": "str", "required": True},
             "seats": {"type": "list", "elements": "str", "required": True},
+            "testinfra_hosts": {"type": "dict", "default": {}},
             "results_dir": {"type": "path", "required": True},
             "output_dir": {"type": "path", "required": True},
         },
@@ -167,10 +247,11 @@ def main() -> None:
     )
     course, folder = module.params["course"], module.params["results_dir"]
     table = {
-        seat: read_testinfra(os.path.join(folder, f"{seat}-testinfra.xml"))
+        seat: read_testinfra(os.path.join(folder, f"{seat}-testinfra.xml"), testinfra_host_id(module.params["testinfra_hosts"].get(seat, "")))
         + [read_browser(os.path.join(folder, f"{seat}-browser.json"))]
         for seat in module.params["seats"]
     }
+    table = complete(table)
     summary: list[dict[str, Any]] = []
     for seat, results in table.items():
         counts = {k: sum(c["outcome"] == k for c in results) for k in (PASS, FAIL, SKIP)}

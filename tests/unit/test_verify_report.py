@@ -1,4 +1,4 @@
-"""The verification report marks every seat x check, and a missing result is a failure."""
+"""The verification report marks every check x seat, and a missing result is a failure."""
 
 from __future__ import annotations
 
@@ -41,9 +41,59 @@ def test_html_and_junit_hold_every_seat_and_the_failure_detail():
         "seat-01": [{"name": "a", "outcome": "passed", "detail": ""}, {"name": "b", "outcome": "failed", "detail": "boom <x>"}],
         "seat-02": [{"name": "a", "outcome": "skipped", "detail": "no GPU"}],
     }
-    page = report.render_html("demo", table)
-    assert page.count("<tr><th>seat-0") == 2
+    page = report.render_html("demo", report.complete(table))
+    assert page.count('<th class="seat">seat-0') == 2
     assert "boom &lt;x&gt;" in page and ">FAIL<" in page and ">skip<" in page
-    junit = report.render_junit("demo", table)
+    junit = report.render_junit("demo", report.complete(table))
     assert '<testsuite name="seat-01" tests="2" failures="1" skipped="0">' in junit
-    assert '<testsuite name="seat-02" tests="1" failures="0" skipped="1">' in junit
+    # Check b did not run on seat-02: a failure there, not a silent gap.
+    assert '<testsuite name="seat-02" tests="2" failures="1" skipped="1">' in junit
+
+
+def test_check_names_leave_out_the_host_so_seats_share_rows():
+    assert report.testinfra_host_id("podman://madrid-training-01") == "podman://madrid-training-01"
+    assert report.testinfra_host_id("ssh://ubuntu@203.0.113.10") == "ssh://203.0.113.10"
+    strip = report.without_host_id
+    assert strip("test_session_runs[podman://demo-training-01]", "podman://demo-training-01") == "test_session_runs"
+    assert strip("test_unit[podman://demo-training-01-scipion-vnc.service]", "podman://demo-training-01") == \
+        "test_unit[scipion-vnc.service]"
+    assert strip("test_unit[ssh://203.0.113.10-scipion-vnc.service]", "ssh://203.0.113.10") == "test_unit[scipion-vnc.service]"
+    # Another seat's id, or none given, leaves the name alone.
+    assert strip("test_session_runs[podman://demo-training-012]", "podman://demo-training-01") == \
+        "test_session_runs[podman://demo-training-012]"
+    assert strip("test_page_over_tls", "podman://x") == "test_page_over_tls"
+
+
+def seat_junit(seat: str, unit_ok: bool) -> str:
+    failure = "" if unit_ok else '<failure message="scipion-vnc.service is not running">AssertionError</failure>'
+    return f"""<?xml version="1.0"?><testsuites><testsuite name="pytest">
+<testcase classname="tests.testinfra.seat.test_seat_desktop" name="test_unit_enabled_and_running[podman://{seat}-scipion-vnc.service]">{failure}</testcase>
+<testcase classname="tests.testinfra.seat.test_seat_desktop" name="test_session_runs_as_the_student[podman://{seat}]"/>
+</testsuite></testsuites>"""
+
+
+def test_report_of_two_seats_has_one_row_per_check_and_one_column_per_seat(tmp_path):
+    seats = ["demo-training-01", "demo-training-02", "demo-training-03"]
+    for seat, ok in zip(seats[:2], (True, False)):
+        (tmp_path / f"{seat}-testinfra.xml").write_text(seat_junit(seat, ok))
+        (tmp_path / f"{seat}-browser.json").write_text(json.dumps({"rendered": ok, "screenshot": f"/x/{seat}.png"}))
+    # Seat 3 was stopped: no result at all.
+    table = report.complete({
+        seat: report.read_testinfra(str(tmp_path / f"{seat}-testinfra.xml"), f"podman://{seat}")
+        + [report.read_browser(str(tmp_path / f"{seat}-browser.json"))]
+        for seat in seats
+    })
+    names = {seat: sorted(c["name"] for c in table[seat]) for seat in seats[:2]}
+    assert names[seats[0]] == names[seats[1]] == [
+        "novnc_login", "test_seat_desktop::test_session_runs_as_the_student",
+        "test_seat_desktop::test_unit_enabled_and_running[scipion-vnc.service]"]
+    # The stopped seat fails every check the others ran; its missing file is its own row only.
+    assert all(c["outcome"] == "failed" for c in table[seats[2]]) and len(table[seats[2]]) == 4
+    page = report.render_html("demo", table)
+    assert page.count("<tr><th class=\"check\"") == 4  # three checks and the stopped seat's missing result
+    assert "unit enabled and running: scipion-vnc.service" in page and "noVNC login with the seat&#x27;s password" in page
+    assert "1 of 3 seats ready" in page
+    assert page.count(">ready <a href=\"verify/demo-training-01.png\">desktop</a>") == 1
+    assert "2 to fix" in page and "4 to fix" in page
+    assert 'title="not a check of this seat">-</td>' in page
+    assert "<b>demo-training-02</b>: desktop / unit enabled and running: scipion-vnc.service" in page
