@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import yaml
 
+from image_helpers import builder_container
 from openstack_double.site import EGI_CLOUD, PASSWORD_CLOUD, OpenStackSite
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -154,6 +155,40 @@ def test_openstack_course_lifecycle(openstack_site: OpenStackSite, run_playbook:
     assert status.returncode == 0, status.stdout[-4000:]
     assert recap(status)["changed"] == 0
     assert status.stdout.count("running  https://203.0.113.") == 3, status.stdout[-3000:]
+
+    # configure.yml needs no inventory file: the running seats, over SSH as the course's user with
+    # the course key, host keys kept with the course. (Read without connecting: the double's
+    # floating IPs lead nowhere.)
+    report = tmp_path / "seat_hosts.json"
+    hosts = run_playbook("tests/provider/playbooks/cloud_seat_hosts.yml", *grown_args, "-e", f"seat_hosts_report={report}", env=env)
+    assert hosts.returncode == 0, hosts.stdout[-4000:]
+    reached = json.loads(report.read_text())
+    assert sorted(reached) == sorted(after)
+    for name, server in after.items():
+        (floating,) = [a["addr"] for a in site.cloud.server_addresses(server["id"])["training-net"] if a["OS-EXT-IPS:type"] == "floating"]
+        assert reached[name] == {
+            "ansible_host": floating, "ansible_user": "ubuntu", "ansible_ssh_private_key_file": str(output / "egitest-key"),
+            "ansible_ssh_common_args": f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={output}/known_hosts"}
+
+    # And configure.yml runs on those seats with no -i: here every seat is led into one container
+    # (extra vars outrank the added hosts' own; localhost stays local), with no image role, so
+    # only its checks and record run.
+    with builder_container("oscfg") as machine:
+        seat = "inventory_hostname != 'localhost'"
+        configured = run_playbook(
+            "configure.yml", *grown_args, "-e", '{"configure_roles": []}', "-e", json.dumps({
+                "ansible_connection": f"{{{{ 'containers.podman.podman' if {seat} else 'local' }}}}",
+                "ansible_host": f"{{{{ '{machine}' if {seat} else 'localhost' }}}}",
+                # The container has no ubuntu account (an Ubuntu image would); local connections ignore it.
+                "ansible_user": "root"}), env=env)
+        assert configured.returncode == 0, configured.stdout[-4000:]
+        for name in after:
+            # changed=1 (the record) or 0: the seats share the container, so a later one finds it written.
+            assert re.search(rf"^{name}\s+: ok=\d+\s+changed=[01]\s+unreachable=0\s+failed=0", configured.stdout, re.M), \
+                configured.stdout[-3000:]
+        record = json.loads(subprocess.run(["podman", "exec", machine, "cat", "/etc/scipion_cloud/configured.json"],
+                                           text=True, capture_output=True, check=True).stdout)
+        assert record["profile"] == "scipion-1.1" and record["roles"] == []
 
     inventory = subprocess.run(
         [str(PROJECT / ".venv/bin/ansible-inventory"), "-i", "inventories/fedcloud.openstack.yml", "--list"],
