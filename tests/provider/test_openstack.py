@@ -16,6 +16,7 @@ import os
 import re
 import stat
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
@@ -170,25 +171,26 @@ def test_openstack_course_lifecycle(openstack_site: OpenStackSite, run_playbook:
             "ansible_host": floating, "ansible_user": "ubuntu", "ansible_ssh_private_key_file": str(output / "egitest-key"),
             "ansible_ssh_common_args": f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={output}/known_hosts"}
 
-    # And configure.yml runs on those seats with no -i: here every seat is led into one container
-    # (extra vars outrank the added hosts' own; localhost stays local), with no image role, so
-    # only its checks and record run.
-    with builder_container("oscfg") as machine:
-        seat = "inventory_hostname != 'localhost'"
+    # And configure.yml runs on those seats with no -i: here each seat is led into a container of
+    # its own (extra vars outrank the added hosts' own; localhost stays local), with no image role,
+    # so only its checks and the record run.
+    with ExitStack() as stack:
+        machines = {name: stack.enter_context(builder_container("oscfg")) for name in sorted(after)}
+        where = json.dumps(machines)
         configured = run_playbook(
             "configure.yml", *grown_args, "-e", '{"configure_roles": []}', "-e", json.dumps({
-                "ansible_connection": f"{{{{ 'containers.podman.podman' if {seat} else 'local' }}}}",
-                "ansible_host": f"{{{{ '{machine}' if {seat} else 'localhost' }}}}",
-                # The container has no ubuntu account (an Ubuntu image would); local connections ignore it.
+                "ansible_connection": "{{ 'containers.podman.podman' if inventory_hostname != 'localhost' else 'local' }}",
+                "ansible_host": f"{{{{ {where}[inventory_hostname] | default('localhost') }}}}",
+                # The containers have no ubuntu account (an Ubuntu image would); local connections ignore it.
                 "ansible_user": "root"}), env=env)
         assert configured.returncode == 0, configured.stdout[-4000:]
-        for name in after:
-            # changed=1 (the record) or 0: the seats share the container, so a later one finds it written.
-            assert re.search(rf"^{name}\s+: ok=\d+\s+changed=[01]\s+unreachable=0\s+failed=0", configured.stdout, re.M), \
+        for name, machine in machines.items():
+            # changed=2: the record's folder and the record.
+            assert re.search(rf"^{name}\s+: ok=\d+\s+changed=2\s+unreachable=0\s+failed=0", configured.stdout, re.M), \
                 configured.stdout[-3000:]
-        record = json.loads(subprocess.run(["podman", "exec", machine, "cat", "/etc/scipion_cloud/configured.json"],
-                                           text=True, capture_output=True, check=True).stdout)
-        assert record["profile"] == "scipion-1.1" and record["roles"] == []
+            record = json.loads(subprocess.run(["podman", "exec", machine, "cat", "/etc/scipion_cloud/configured.json"],
+                                               text=True, capture_output=True, check=True).stdout)
+            assert record["profile"] == "scipion-1.1" and record["roles"] == []
 
     inventory = subprocess.run(
         [str(PROJECT / ".venv/bin/ansible-inventory"), "-i", "inventories/fedcloud.openstack.yml", "--list"],
