@@ -177,9 +177,10 @@ def render_html(course: str, table: dict[str, list[dict[str, str]]]) -> str:
             return '<td class="na" title="not a check of this seat">-</td>'
         return f'<td style="background:{colours[c["outcome"]]}" title="{html.escape(c["detail"])}">{labels[c["outcome"]]}</td>'
 
-    summary = []
+    summary, ready = [], 0
     for seat in seats:
         bad = sum(c["outcome"] == FAIL for c in table[seat])
+        ready += not bad
         shot = next((c.get("screenshot") for c in table[seat] if c.get("screenshot")), "")
         link = f' <a href="verify/{html.escape(os.path.basename(shot))}">desktop</a>' if shot else ""
         text = f"{bad} to fix" if bad else "ready"
@@ -195,7 +196,6 @@ def render_html(course: str, table: dict[str, list[dict[str, str]]]) -> str:
     failures = [f"<li><b>{html.escape(seat)}</b>: {html.escape(' / '.join(check_label(c['name'])))}"
                 f"<pre>{html.escape(c['detail'])}</pre></li>"
                 for seat, results in table.items() for c in results if c["outcome"] == FAIL]
-    ready = sum(1 for seat in seats if not any(c["outcome"] == FAIL for c in table[seat]))
     head = "".join(f'<th class="seat">{html.escape(seat)}</th>' for seat in seats)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(course)}: verification</title>"
