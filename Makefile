@@ -7,11 +7,15 @@ SHELL := /bin/bash
 VENV ?= .venv
 CACHE_DIR ?= $(or $(SCIPION_CLOUD_CACHE),$(HOME)/.cache/scipion_cloud)
 BASE_IMAGE ?= localhost/scipion-cloud/debian12-systemd:latest
+# Debian 11 (Python 3.9): the target of the legacy runner's tests, standing in for Ubuntu 16.04.
+LEGACY_BASE_IMAGE ?= localhost/scipion-cloud/debian11-systemd:latest
+LEGACY_VENV ?= .venv-legacy
 SCENARIO ?=
 PYTEST_ARGS ?=
 
 export SCIPION_CLOUD_CACHE := $(CACHE_DIR)
 export BASE_IMAGE
+export LEGACY_BASE_IMAGE
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -24,10 +28,12 @@ endif
 
 REQ_HASH := $(shell cat requirements.txt requirements-test.txt | sha256sum | cut -c1-12)
 VENV_STAMP := $(VENV)/.installed-$(REQ_HASH)
+LEGACY_REQ_HASH := $(shell sha256sum requirements-legacy.txt | cut -c1-12)
+LEGACY_VENV_STAMP := $(LEGACY_VENV)/.installed-$(LEGACY_REQ_HASH)
 COLLECTION_LINK := collections/ansible_collections/i2pc/scipion_cloud
 SCENARIOS = $(if $(SCENARIO),$(SCENARIO),$(ALL_SCENARIOS))
 
-.PHONY: help setup system-packages base-image test checks checks-api checks-containers lint unit provider e2e molecule bench demo demo-down build clean
+.PHONY: help setup legacy-runner system-packages base-image test checks checks-api checks-containers lint unit provider e2e molecule bench demo demo-down build clean
 
 help:
 	@echo "make demo      bring up the local demo course (see README)"
@@ -36,7 +42,20 @@ help:
 	@echo "make demo-down remove the demo course"
 
 ## Setup: everything a fresh clone needs; seconds when already done.
-setup: system-packages $(VENV_STAMP) $(COLLECTION_LINK) base-image $(PODMAN_MODE_FILE)
+setup: system-packages $(VENV_STAMP) legacy-runner $(COLLECTION_LINK) base-image $(PODMAN_MODE_FILE)
+
+# The second, pinned ansible-core that configures machines whose Python is too old for the
+# main one (Ubuntu 16.04): configure.yml, image.yml and verify.yml hand such machines to it.
+legacy-runner: $(LEGACY_VENV_STAMP)
+
+$(LEGACY_VENV_STAMP): requirements-legacy.txt
+	@echo "legacy runner: installing requirements-legacy.txt into $(LEGACY_VENV)"
+	test -x $(LEGACY_VENV)/bin/python || python3 -m venv $(LEGACY_VENV)
+	$(LEGACY_VENV)/bin/pip install -q -r requirements-legacy.txt 2>&1 | grep -v '^WARNING: Location' || true
+	$(LEGACY_VENV)/bin/pip check >/dev/null
+	$(LEGACY_VENV)/bin/ansible-playbook --version | head -n1
+	rm -f $(LEGACY_VENV)/.installed-*
+	touch $@
 
 system-packages:
 	@scripts/system-packages.sh
@@ -56,6 +75,7 @@ $(COLLECTION_LINK):
 
 base-image: system-packages
 	@scripts/base-image.sh
+	@BASE_IMAGE=$(LEGACY_BASE_IMAGE) DEBIAN_SUITE=bullseye scripts/base-image.sh
 
 $(PODMAN_MODE_FILE): | base-image
 	@mkdir -p $(CACHE_DIR)

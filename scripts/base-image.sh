@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Make sure the local Debian 12 systemd image used by molecule and the local provider
-# exists in podman. Build it once with debootstrap, cache the saved image outside the
+# Make sure a local Debian systemd image exists in podman: Debian 12 (bookworm) for molecule
+# and the local provider, Debian 11 (bullseye, DEBIAN_SUITE=bullseye) for the legacy runner's
+# tests. Build it once with debootstrap, cache the saved image outside the
 # repo, and reload it from the cache on later runs (seconds instead of a minute).
 set -euo pipefail
 
-image="${BASE_IMAGE:-localhost/scipion-cloud/debian12-systemd:latest}"
+suite="${DEBIAN_SUITE:-bookworm}"
+case "$suite" in
+  bookworm) release=12 ;;
+  bullseye) release=11 ;;
+  *) echo "base image: unknown DEBIAN_SUITE $suite (bookworm or bullseye)" >&2; exit 2 ;;
+esac
+image="${BASE_IMAGE:-localhost/scipion-cloud/debian$release-systemd:latest}"
 cache_dir="${SCIPION_CLOUD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scipion_cloud}"
-cache_tar="$cache_dir/debian12-systemd.tar"
+cache_tar="$cache_dir/debian$release-systemd.tar"
 packages="python3,python3-apt,systemd,systemd-sysv,dbus,sudo,iproute2,ca-certificates,gnupg"
 
 if podman image exists "$image"; then
@@ -29,8 +36,8 @@ fi
 
 rootfs=$(mktemp -d)
 trap 'rm -rf "$rootfs"' EXIT
-echo "base image: debootstrap bookworm (one-off, about a minute)"
-debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" ${mirror:+"$mirror"} >/dev/null
+echo "base image: debootstrap $suite (one-off, about a minute)"
+debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" ${mirror:+"$mirror"} >/dev/null
 # An empty machine-id lets systemd generate one per container.
 : > "$rootfs/etc/machine-id"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
