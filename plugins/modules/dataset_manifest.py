@@ -1,8 +1,10 @@
 #!/usr/bin/python
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Check a dataset folder against its per-file md5 MANIFEST (Scipion's `path md5` lines)."""
+"""Check a dataset folder against its per-file md5 MANIFEST (Scipion's `path md5` lines).
 
-from __future__ import annotations
+Runs on the course machines, so it keeps to Python 3.5 (Ubuntu 16.04): no f-strings,
+no variable annotations; types are given as type comments.
+"""
 
 DOCUMENTATION = r"""
 module: dataset_manifest
@@ -79,11 +81,13 @@ valid:
 
 import hashlib
 import os
+from typing import Dict, List, Tuple  # noqa: F401  (used by the type comments)
 
 from ansible.module_utils.basic import AnsibleModule
 
 
-def parse_manifest(text: str) -> list[tuple[str, str]]:
+def parse_manifest(text):
+    # type: (str) -> List[Tuple[str, str]]
     """`path md5` per line; blank lines and # comments ignored. Paths may contain spaces."""
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -92,12 +96,13 @@ def parse_manifest(text: str) -> list[tuple[str, str]]:
             continue
         parts = line.rsplit(None, 1)
         if len(parts) != 2 or len(parts[1]) != 32:
-            raise ValueError(f"line {number} is not 'path md5': {line!r}")
+            raise ValueError("line {0} is not 'path md5': {1!r}".format(number, line))
         entries.append((parts[0], parts[1].lower()))
     return entries
 
 
-def file_md5(path: str) -> str:
+def file_md5(path):
+    # type: (str) -> str
     digest = hashlib.md5()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -105,7 +110,8 @@ def file_md5(path: str) -> str:
     return digest.hexdigest()
 
 
-def check(folder: str, entries: list[tuple[str, str]]) -> tuple[list[str], list[dict]]:
+def check(folder, entries):
+    # type: (str, List[Tuple[str, str]]) -> Tuple[List[str], List[Dict[str, str]]]
     missing, invalid = [], []
     for name, expected in entries:
         path = os.path.join(folder, name)
@@ -118,15 +124,17 @@ def check(folder: str, entries: list[tuple[str, str]]) -> tuple[list[str], list[
     return missing, invalid
 
 
-def failure_message(folder: str, missing: list[str], invalid: list[dict]) -> str:
-    lines = [f"{folder}: {len(missing)} missing and {len(invalid)} corrupted file(s)."]
-    lines += [f"missing: {name}" for name in missing]
-    lines += [f"corrupted: {item['path']}: MANIFEST md5 {item['expected']}, file md5 {item['actual']}"
+def failure_message(folder, missing, invalid):
+    # type: (str, List[str], List[Dict[str, str]]) -> str
+    lines = ["{0}: {1} missing and {2} corrupted file(s).".format(folder, len(missing), len(invalid))]
+    lines += ["missing: {0}".format(name) for name in missing]
+    lines += ["corrupted: {path}: MANIFEST md5 {expected}, file md5 {actual}".format(**item)
               for item in invalid]
     return " ".join(lines)
 
 
-def main() -> None:
+def main():
+    # type: () -> None
     module = AnsibleModule(
         argument_spec={
             "path": {"type": "path", "required": True},
@@ -139,13 +147,13 @@ def main() -> None:
     manifest = os.path.join(folder, module.params["manifest"])
     if not os.path.isfile(manifest):
         if module.params["fail_on_invalid"]:
-            module.fail_json(msg=f"{folder}: no MANIFEST at {manifest}")
+            module.fail_json(msg="{0}: no MANIFEST at {1}".format(folder, manifest))
         module.exit_json(changed=False, manifest_found=False, files=0, missing=[], invalid=[], valid=False)
     try:
         with open(manifest, encoding="utf-8") as handle:
             entries = parse_manifest(handle.read())
     except ValueError as error:
-        module.fail_json(msg=f"{manifest}: {error}")
+        module.fail_json(msg="{0}: {1}".format(manifest, error))
     missing, invalid = check(folder, entries)
     valid = not missing and not invalid
     result = {"changed": False, "manifest_found": True, "files": len(entries),
