@@ -41,8 +41,11 @@ def render_lines(result: dict[str, Any]) -> list[str]:
             f"{line['item']:<48} {quantity:<34} {cost.money(line['per_seat']):>10} $/seat"
             f" {cost.money(line['total']):>11} $"
         )
+    total_label = f"per seat / total for {result['seats']} seats"
+    if not result["free"]:
+        total_label += f", {cost.EXCLUDING_TAX}"
     rows.append(
-        f"{'per seat / total for ' + str(result['seats']) + ' seats':<83} {cost.money(result['per_seat']):>10} $/seat"
+        f"{total_label:<83} {cost.money(result['per_seat']):>10} $/seat"
         f" {cost.money(result['total']):>11} $"
     )
     if result["spot_estimate"]:
@@ -61,8 +64,9 @@ def course_cost_plan(course: dict[str, Any], tables: dict[str, Any], accept_cost
         verdict = cost.budget_verdict(course, table, result, _truthy(accept_cost), allowed_types)
     except cost.PriceError as exc:
         return {"error": str(exc), "estimate": None, "budget": None, "table_lines": []}
+    currency = result["currency"] if result["free"] else f"{result['currency']} {cost.EXCLUDING_TAX}"
     header = (
-        f"Cost estimate, price table {cost.table_label(table)}, {result['currency']}: {result['seats']} seats, "
+        f"Cost estimate, price table {cost.table_label(table)}, {currency}: {result['seats']} seats, "
         f"up {result['hours_up']} h, existing {result['hours_existing']} h"
     )
     return {

@@ -10,6 +10,10 @@ Items, per seat (a seat is one machine):
   keeps Elastic IPs;
 - the expected download volume at the data transfer out price.
 
+Every amount excludes tax (VAT or sales tax): the price tables hold list prices, and
+the provider adds tax to its bill where it applies; every text that gives a total says
+so (``EXCLUDING_TAX``), and a budget is compared with the amount before tax.
+
 Money is Decimal throughout. Each line is kept to 1/10000 $ (half up); the seat's
 cost is the sum of its lines and the total is seats times that, so the figures add up
 on paper. With the table aws-2018-01 and the 2018 routine's course the lines are
@@ -24,6 +28,7 @@ from typing import Any
 
 LINE_QUANTUM = Decimal("0.0001")
 ZERO = Decimal(0)
+EXCLUDING_TAX = "excluding tax (VAT)"
 
 
 class PriceError(ValueError):
@@ -290,16 +295,16 @@ def budget_verdict(course: dict[str, Any], table: dict[str, Any], result: dict[s
     total = result["total"]
     if budget_value is None:
         return {"ok": True, "over": False, "overage": None,
-                "message": f"No budget set (budget_usd); estimated total {money(total)} $."}
+                "message": f"No budget set (budget_usd); estimated total {money(total)} $ {EXCLUDING_TAX}."}
     budget = dec(budget_value)
     if total <= budget:
         return {"ok": True, "over": False, "overage": ZERO,
-                "message": f"Estimated total {money(total)} $ is within the budget of {money(budget)} $ "
-                           f"({money(budget - total)} $ to spare)."}
+                "message": f"Estimated total {money(total)} $ {EXCLUDING_TAX} is within the budget of "
+                           f"{money(budget)} $ ({money(budget - total)} $ to spare)."}
     overage = total - budget
     head = (
-        f"The estimated total of {money(total)} $ for {result['seats']} seats exceeds the course budget of "
-        f"{money(budget)} $ by {money(overage)} $ (price table {table_label(table)})."
+        f"The estimated total of {money(total)} $ {EXCLUDING_TAX} for {result['seats']} seats exceeds the course "
+        f"budget of {money(budget)} $ by {money(overage)} $ (price table {table_label(table)})."
     )
     if accept_cost:
         return {"ok": True, "over": True, "overage": overage,

@@ -102,12 +102,44 @@ def test_elastic_ips_are_charged_while_stopped() -> None:
 
 
 def test_elastic_ips_in_2018_cost_only_while_idle() -> None:
+    """2018: an attached address was free, an idle Elastic IP cost 0.006 $/h (the routine's figure)."""
     result = cost.estimate(course(aws={"elastic_ips": True}), table("aws-2018-01"))
     assert amounts(result) == [
         ("instance hours (on-demand)", Decimal("17.44")),
         ("gp2 volume, 30 GB for 48 h", Decimal("0.266")),
-        ("idle Elastic IP while stopped", Decimal("0.16")),
+        ("idle Elastic IP while stopped", Decimal("0.192")),  # (48 h - 16 h up) x 0.006
     ]
+    idle = result["lines"][-1]
+    assert (idle["quantity"], idle["rate"]) == ("32", "0.006")
+    assert result["per_seat"] == Decimal("17.898")
+
+
+def test_elastic_ips_in_2018_follow_the_schedule() -> None:
+    """Stopped hours are hours_existing minus the hours up; none stopped, nothing charged."""
+    week = course(seats=20, schedule={"days": 5, "hours_up_per_day": 10, "hours_existing": None},
+                  aws={"elastic_ips": True})
+    idle = cost.estimate(week, table("aws-2018-01"))["lines"][-1]
+    assert (idle["item"], idle["quantity"], idle["per_seat"]) == ("idle Elastic IP while stopped", "70",
+                                                                  Decimal("0.42"))  # 120 h - 50 h up
+    assert cost.money(idle["total"]) == "8.40"
+    always_up = course(aws={"elastic_ips": True}, schedule={"hours_up_per_day": 24})
+    assert cost.estimate(always_up, table("aws-2018-01"))["lines"][-1]["per_seat"] == Decimal(0)
+
+
+def test_elastic_ips_off_in_2018_add_no_address_line() -> None:
+    items = [line["item"] for line in cost.estimate(course(), table("aws-2018-01"))["lines"]]
+    assert not [item for item in items if "IP" in item]
+
+
+def test_2026_public_ipv4_while_up_and_idle_elastic_ip_while_stopped() -> None:
+    """Since 2024 every public IPv4 address costs while up; an Elastic IP costs while stopped too."""
+    with_eip = cost.estimate(course(aws={"instance_type": "g4dn.xlarge", "elastic_ips": True}), table("aws-2026-08"))
+    lines = {line["item"]: (line["quantity"], line["per_seat"]) for line in with_eip["lines"]}
+    assert lines["public IPv4 address while up"] == ("16", Decimal("0.08"))
+    assert lines["idle Elastic IP while stopped"] == ("32", Decimal("0.16"))
+    without = cost.estimate(course(aws={"instance_type": "g4dn.xlarge"}), table("aws-2026-08"))
+    assert [line["item"] for line in without["lines"]].count("public IPv4 address while up") == 1
+    assert "idle Elastic IP while stopped" not in [line["item"] for line in without["lines"]]
 
 
 def test_spot_is_marked_as_an_estimate() -> None:
@@ -224,8 +256,8 @@ def test_budget_exceeded_says_by_how_much_and_how_to_proceed() -> None:
     verdict = cost.budget_verdict(plan, prices, result, False, ["g4dn.xlarge", "g5.xlarge"])
     assert verdict["ok"] is False and verdict["overage"] == Decimal("66.28")
     assert verdict["message"] == (
-        "The estimated total of 366.28 $ for 20 seats exceeds the course budget of 300.00 $ by 66.28 $ (price table "
-        "aws-2026-08 (2026-08-26)). To proceed: lower seats to 16 or fewer (18.314 $ per seat); or choose a cheaper "
+        "The estimated total of 366.28 $ excluding tax (VAT) for 20 seats exceeds the course budget of 300.00 $ by "
+        "66.28 $ (price table aws-2026-08 (2026-08-26)). To proceed: lower seats to 16 or fewer (18.314 $ per seat); or choose a cheaper "
         "instance type that fits the budget: g4dn.xlarge (194.76 $ in total); or shorten the schedule or raise "
         "budget_usd in the course file; or accept the cost with -e accept_cost=true."
     )
@@ -257,8 +289,8 @@ def test_budget_too_small_for_one_seat_does_not_offer_fewer_seats() -> None:
     plan = course(budget_usd=10)
     verdict = cost.budget_verdict(plan, prices, cost.estimate(plan, prices), False)
     assert verdict["message"] == (
-        "The estimated total of 17.706 $ for 1 seats exceeds the course budget of 10.00 $ by 7.706 $ (price table "
-        "aws-2018-01 (2018-01)). To proceed: shorten the schedule or raise budget_usd in the course file; or accept "
+        "The estimated total of 17.706 $ excluding tax (VAT) for 1 seats exceeds the course budget of 10.00 $ by "
+        "7.706 $ (price table aws-2018-01 (2018-01)). To proceed: shorten the schedule or raise budget_usd in the course file; or accept "
         "the cost with -e accept_cost=true."
     )
 
@@ -267,11 +299,13 @@ def test_budget_within_and_absent() -> None:
     prices = table("aws-2018-01")
     within = cost.budget_verdict(course(budget_usd=18), prices, cost.estimate(course(), prices), False)
     assert within == {"ok": True, "over": False, "overage": Decimal(0),
-                      "message": "Estimated total 17.706 $ is within the budget of 18.00 $ (0.294 $ to spare)."}
+                      "message": "Estimated total 17.706 $ excluding tax (VAT) is within the budget of 18.00 $ "
+                                 "(0.294 $ to spare)."}
     exact = cost.budget_verdict(course(budget_usd=17.706), prices, cost.estimate(course(), prices), False)
     assert exact["ok"] is True
     absent = cost.budget_verdict(course(), prices, cost.estimate(course(), prices), False)
-    assert absent["ok"] is True and absent["message"] == "No budget set (budget_usd); estimated total 17.706 $."
+    assert absent["ok"] is True
+    assert absent["message"] == "No budget set (budget_usd); estimated total 17.706 $ excluding tax (VAT)."
 
 
 @pytest.mark.parametrize(("value", "text"), [
@@ -302,12 +336,34 @@ def test_cost_plan_of_the_2018_course() -> None:
     plan = cost_filter.course_cost_plan(course(price_table="aws-2018-01", budget_usd=20), all_tables(), "false")
     assert plan["error"] is None
     assert plan["estimate"]["per_seat"] == "17.706"
-    assert plan["table_lines"][0] == ("Cost estimate, price table aws-2018-01 (2018-01), USD: 1 seats, "
-                                      "up 16 h, existing 48 h")
+    assert plan["table_lines"][0] == ("Cost estimate, price table aws-2018-01 (2018-01), USD excluding tax (VAT): "
+                                      "1 seats, up 16 h, existing 48 h")
     assert plan["table_lines"][1].split() == ["instance", "hours", "(on-demand)", "16", "h", "x", "1.09", "$/h",
                                               "17.44", "$/seat", "17.44", "$"]
     assert plan["table_lines"][2].split()[-4:] == ["0.266", "$/seat", "0.266", "$"]
     assert plan["budget"]["ok"] is True
+
+
+def test_every_total_says_it_excludes_tax() -> None:
+    """Header, total row and budget verdict all say the amounts exclude tax (VAT)."""
+    plan = cost_filter.course_cost_plan(course(price_table="aws-2018-01", seats=20, aws={"elastic_ips": True}),
+                                        all_tables())
+    header, *rows, verdict = plan["table_lines"]
+    assert "USD excluding tax (VAT):" in header
+    assert rows[-1].startswith("per seat / total for 20 seats, excluding tax (VAT)")
+    assert rows[-1].split()[-4:] == ["17.898", "$/seat", "357.96", "$"]
+    assert rows[-2].split()[-4:] == ["0.192", "$/seat", "3.84", "$"]  # idle Elastic IP, 20 seats
+    assert verdict == "No budget set (budget_usd); estimated total 357.96 $ excluding tax (VAT)."
+
+
+def test_free_tables_say_nothing_about_tax() -> None:
+    fed = {"name": "fed", "provider": "openstack", "seats": 4, "disk_gb": 30, "budget_usd": None,
+           "schedule": {"days": 2, "hours_up_per_day": 8, "hours_existing": 48}}
+    header, *rows = cost_filter.course_cost_plan(fed, all_tables())["table_lines"][:-1]
+    assert header.startswith("Cost estimate, price table egi-fedcloud (2026-08-26), USD: 4 seats")
+    assert rows[-2].startswith("per seat / total for 4 seats ")
+    assert rows[-1] == "Price table egi-fedcloud: free at the point of use."
+    assert not [row for row in [header, *rows] if "tax" in row]
 
 
 def test_accept_cost_text_from_the_command_line() -> None:
