@@ -2,42 +2,156 @@
 
 The argument spec of the course role (roles/course/meta/argument_specs.yml, entry
 point ``course_file``) is the single source of field names, types and defaults; these
-filters apply its defaults and add the checks that need code: CIDRs, world-open SSH,
-region formats, the schedule, seat names and the profile.
+filters apply its defaults and add the checks that need code: CIDRs, SSH opened to more
+than a /8 (IPv4) or a /32 (IPv6), region formats, the schedule and its date, seat names
+and the profile. ``course_file_parse`` reads the course file's YAML with dates kept as
+text, so that an impossible date is refused by name instead of failing the YAML parser.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import glob
 import ipaddress
 import os
 import re
-from typing import Any
+from typing import Any, Union
 
 import yaml
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
 MAX_SEATS = 100
-WORLD_NETWORKS = ("0.0.0.0/0", "::/0")
+# The widest SSH source a course may name without access.allow_world_ssh, per IP version.
+SSH_WIDEST_PREFIX = {4: 8, 6: 32}
 COURSE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-NAME_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,50}$")
+# A seat name is a machine name and a hostname label: RFC 1123 letters, lower case.
+SEAT_NAME_MAX = 63
+SEAT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+NAME_CHARACTERS_RULE = "only lower-case letters, digits and '-', starting with a letter or digit"
+SEAT_NAME_RULE = f"{NAME_CHARACTERS_RULE}, at most {SEAT_NAME_MAX} characters"
 AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class _TextDateLoader(yaml.SafeLoader):
+    """YAML's safe loader without the timestamp type: 2026-02-30 stays the text '2026-02-30'."""
+
+
+_TextDateLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def course_file_parse(text: str, path: str = "the course file") -> Any:
+    """The course file's YAML, dates left as text for the course checks to judge."""
+    try:
+        return yaml.load(str(text), Loader=_TextDateLoader)  # a SafeLoader: plain data only
+    except yaml.YAMLError as exc:
+        raise AnsibleFilterError(f"{path} is not valid YAML: {exc}") from exc
+
+
+def _address_count(network: Network) -> str:
+    """How many addresses a network holds, in words an organiser can weigh."""
+    if network.prefixlen == 0:
+        return f"every IPv{network.version} address"
+    if network.version == 4:
+        return f"{network.num_addresses:,} addresses"
+    return f"2^{network.max_prefixlen - network.prefixlen} addresses"
+
+
+def _parse_network(field: str, value: str) -> tuple[Network | None, list[str]]:
+    """The network a CIDR names (host bits cleared) and what is wrong with how it is written."""
+    try:
+        return ipaddress.ip_network(value, strict=True), []
+    except ValueError as exc:
+        strict_error = exc
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None, [
+            f"{field}: '{value}' is not a valid network in CIDR notation ({strict_error}); "
+            "write it like 192.0.2.0/24, or 192.0.2.10/32 for one address."
+        ]
+    one_address = f"{value.split('/', 1)[0].strip()}/{network.max_prefixlen}"
+    return network, [
+        f"{field}: '{value}' has host bits set, so it is not a network; write {network} for the whole network, "
+        f"or {one_address} for that one address."
+    ]
 
 
 def _cidr_problems(field: str, values: list[str]) -> list[str]:
     problems = []
     for value in values:
-        try:
-            ipaddress.ip_network(value, strict=True)
-        except ValueError as exc:
+        problems += _parse_network(field, value)[1]
+    return problems
+
+
+def _wide_ssh_problems(ssh_cidrs: list[str]) -> list[str]:
+    """SSH opened to more than a /8 (IPv4) or a /32 (IPv6), the whole Internet included."""
+    networks = [(value, _parse_network("access.ssh_cidrs", value)[0]) for value in ssh_cidrs]
+    world = [value for value, network in networks if network is not None and network.prefixlen == 0]
+    problems = []
+    if world:
+        problems.append(
+            f"access.ssh_cidrs opens SSH to the whole Internet ({', '.join(world)}). Limit it to your "
+            "institute's range, or set access.allow_world_ssh: true to accept that risk explicitly."
+        )
+    for value, network in networks:
+        if network is None or network.prefixlen == 0:
+            continue
+        widest = SSH_WIDEST_PREFIX[network.version]
+        if network.prefixlen < widest:
             problems.append(
-                f"{field}: '{value}' is not a valid network in CIDR notation ({exc}); "
-                "write it like 192.0.2.0/24, or 192.0.2.10/32 for one address."
+                f"access.ssh_cidrs: {value} opens SSH to {_address_count(network)} (a /{network.prefixlen}), more than "
+                f"the /{widest} that an IPv{network.version} SSH range may cover. Narrow it to your institute's range "
+                f"(a /{widest} or smaller), or set access.allow_world_ssh: true to accept that risk explicitly."
             )
+    return problems
+
+
+def _date_problems(field: str, value: Any) -> list[str]:
+    text = str(value)
+    if not DATE_RE.match(text):
+        return [f"{field} must be YYYY-MM-DD (got '{text}')."]
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError as exc:
+        return [f"{field} '{text}' is not a real date ({exc}); write an existing day as YYYY-MM-DD."]
+    return []
+
+
+def _bad_seat_names(names: list[str]) -> list[str]:
+    return [name for name in names if not SEAT_NAME_RE.match(name) or len(name) > SEAT_NAME_MAX]
+
+
+def _seat_name_problems(course: dict[str, Any], course_name: str) -> list[str]:
+    """Seat names (given, or derived as <name_prefix>-NN) and the prefix they come from."""
+    prefix = course.get("name_prefix") or f"{course_name}-training"
+    names = course.get("seat_names") or []
+    derived = names == derived_seat_names(prefix, course["seats"])
+    problems = []
+    if not SEAT_NAME_RE.match(prefix):
+        problems.append(
+            f"name_prefix '{prefix}' is not a valid name prefix: use {NAME_CHARACTERS_RULE} "
+            "(seat names are <name_prefix>-01 and up)."
+        )
+    elif derived and _bad_seat_names(names):
+        longest = max(len(name) for name in names)
+        problems.append(
+            f"name_prefix '{prefix}' is too long: its seat names ({names[-1]}) would have {longest} characters, "
+            f"more than {SEAT_NAME_MAX}; shorten it to at most {len(prefix) - (longest - SEAT_NAME_MAX)} characters."
+        )
+    bad = [] if derived else _bad_seat_names(names)
+    if bad:
+        listed = ", ".join(f"'{name}'" for name in bad)
+        problems.append(f"seat_names: {listed} {'is not a valid seat name' if len(bad) == 1 else 'are not valid seat names'}: "
+                        f"use {SEAT_NAME_RULE}.")
     return problems
 
 
@@ -58,8 +172,8 @@ def _schedule_problems(schedule: dict[str, Any]) -> list[str]:
                 f"({days} days x {hours:g} h = {up:g} h); raise it or leave it out (default days x 24)."
             )
     start = schedule.get("start_date")
-    if start is not None and not DATE_RE.match(str(start)):
-        problems.append(f"schedule.start_date must be YYYY-MM-DD (got '{start}').")
+    if start is not None:
+        problems += _date_problems("schedule.start_date", start)
     return problems
 
 
@@ -103,19 +217,13 @@ def course_problems(course: dict[str, Any], course_name: str, profiles: dict[str
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             problems.append(f"seat_names must be unique; repeated: {', '.join(duplicates)}.")
-    prefix = course.get("name_prefix")
-    if prefix is not None and not NAME_PREFIX_RE.match(prefix):
-        problems.append(f"name_prefix '{prefix}' may hold only letters, digits and '-'.")
+    problems += _seat_name_problems(course, course_name)
 
     access = course["access"]
     problems += _cidr_problems("access.ssh_cidrs", access["ssh_cidrs"])
     problems += _cidr_problems("access.web_cidrs", access["web_cidrs"])
-    world = [c for c in access["ssh_cidrs"] if c in WORLD_NETWORKS]
-    if world and not access["allow_world_ssh"]:
-        problems.append(
-            f"access.ssh_cidrs opens SSH to the whole Internet ({', '.join(world)}). Limit it to your "
-            "institute's range, or set access.allow_world_ssh: true to accept that risk explicitly."
-        )
+    if not access["allow_world_ssh"]:
+        problems += _wide_ssh_problems(access["ssh_cidrs"])
 
     problems += _schedule_problems(course["schedule"])
 
@@ -150,6 +258,12 @@ def course_problems(course: dict[str, Any], course_name: str, profiles: dict[str
     return problems
 
 
+def derived_seat_names(prefix: str, seats: int) -> list[str]:
+    """<prefix>-01 and up (three digits from 100 seats)."""
+    width = max(2, len(str(seats)))
+    return [f"{prefix}-{i:0{width}d}" for i in range(1, seats + 1)]
+
+
 def course_normalise(course: dict[str, Any], course_name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Apply the argument spec's defaults and derive names, so every consumer sees one shape."""
     result = ArgumentSpecValidator(spec).validate(course)
@@ -157,8 +271,7 @@ def course_normalise(course: dict[str, Any], course_name: str, spec: dict[str, A
         raise AnsibleFilterError("course file is invalid: " + "; ".join(result.error_messages))
     normalised = dict(result.validated_parameters)
     prefix = normalised.get("name_prefix") or f"{course_name}-training"
-    width = max(2, len(str(normalised["seats"])))
-    names = normalised.get("seat_names") or [f"{prefix}-{i:0{width}d}" for i in range(1, normalised["seats"] + 1)]
+    names = normalised.get("seat_names") or derived_seat_names(prefix, normalised["seats"])
     schedule = dict(normalised["schedule"])
     if schedule.get("hours_existing") is None:
         schedule["hours_existing"] = float(schedule["days"] * 24)
@@ -170,4 +283,5 @@ class FilterModule:
     """Course file filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"course_problems": course_problems, "course_normalise": course_normalise}
+        return {"course_problems": course_problems, "course_normalise": course_normalise,
+                "course_file_parse": course_file_parse}

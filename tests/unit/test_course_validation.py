@@ -1,16 +1,31 @@
-"""Bad course files are refused by the real playbook with a message that says what to do.
+"""Bad course files are refused with a message that says what to do.
 
-Each case writes a course file into a temporary catalogue and runs playbooks/plan.yml,
-whose first play (course_load.yml) validates the course before anything else runs.
+The checks of plugins/filter/course.py are called directly (milliseconds each) for the
+SSH range, date and seat name rules; the older cases write a course file into a temporary
+catalogue and run playbooks/plan.yml, whose first play (course_load.yml) validates the
+course before anything else runs (tests/provider/test_course_file_guards.py does that for
+the newer rules).
 """
 
 from __future__ import annotations
 
 import copy
 import http.server
+import importlib.util
 import threading
+from pathlib import Path
 
 import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+PROJECT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("course_filters", PROJECT / "plugins/filter/course.py")
+course_filters = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(course_filters)
+SCHEMA = yaml.safe_load((PROJECT / "roles/course/meta/argument_specs.yml").read_text())[
+    "argument_specs"]["course_file"]["options"]
+PROFILES = {p.stem: yaml.safe_load(p.read_text()) for p in (PROJECT / "inventories/profiles").glob("*.yml")}
 
 GOOD = {
     "description": "test course",
@@ -99,12 +114,25 @@ def one_line(output: str) -> str:
     return " ".join(output.split())
 
 
-@pytest.mark.parametrize("case", sorted(BAD_COURSES))
+# Refused by the argument spec (validate_argument_spec in the playbook, with the course
+# role's own wording): these need the playbook. The others are the course filters' checks,
+# called directly below; tests/provider/test_course_file_guards.py and
+# test_no_cloud_call_before_validation take those through the playbook.
+SPEC_CASES = {"missing_field", "wrong_type", "unknown_provider", "unknown_field"}
+
+
+@pytest.mark.parametrize("case", sorted(SPEC_CASES))
 def test_bad_course_is_refused_with_a_helpful_message(case, run_playbook, course_catalogue):
     bad, message = BAD_COURSES[case]
     result = run_playbook("plan.yml", *course_catalogue(f"bad-{case.replace('_', '-')}", bad))
     assert result.returncode == 2, result.stdout
     assert one_line(message) in one_line(result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("case", sorted(set(BAD_COURSES) - SPEC_CASES))
+def test_bad_course_is_named_by_the_course_checks(case):
+    bad, message = BAD_COURSES[case]
+    assert one_line(message) in one_line(" ".join(problems(bad)))
 
 
 def test_unknown_course_lists_the_known_ones(run_playbook, course_catalogue):
@@ -123,7 +151,7 @@ def test_missing_course_says_how_to_name_one(run_playbook):
 
 
 def test_world_ssh_with_explicit_opt_in_passes_validation(run_playbook, course_catalogue):
-    opted_in = course(access__ssh_cidrs=["0.0.0.0/0"], access__allow_world_ssh=True)
+    opted_in = course(access__ssh_cidrs=["0.0.0.0/0", "0::/0", "10.0.0.0/7", "2000::/3"], access__allow_world_ssh=True)
     result = run_playbook("course_load.yml", *course_catalogue("open", opted_in))
     assert result.returncode == 0, result.stdout
 
@@ -161,3 +189,124 @@ def test_no_cloud_call_before_validation(run_playbook, course_catalogue):
     assert result.returncode == 2
     assert "seats must be at least 1" in result.stdout
     assert _Recorder.requests == []
+
+
+# --- The checks themselves, without a playbook -------------------------------------------
+
+
+def problems(bad: dict, name: str = "unit") -> list[str]:
+    """What the course role would say about a course file (the same two filters, in the same order)."""
+    normalised = course_filters.course_normalise(copy.deepcopy(bad), name, SCHEMA)
+    return course_filters.course_problems(normalised, name, PROFILES, str(PROJECT / "roles"))
+
+
+WIDE_SSH = (
+    "Narrow it to your institute's range (a /{w} or smaller), or set access.allow_world_ssh: true to accept that risk explicitly."
+)
+WORLD = ("access.ssh_cidrs opens SSH to the whole Internet ({}). Limit it to your institute's range, "
+         "or set access.allow_world_ssh: true to accept that risk explicitly.")
+SEAT_RULE = "use only lower-case letters, digits and '-', starting with a letter or digit, at most 63 characters."
+
+REFUSED = {
+    "world_ipv6_spelled_long": (course(access__ssh_cidrs=["0::/0"]), [WORLD.format("0::/0")]),
+    "world_ipv4_in_two_halves": (course(access__ssh_cidrs=["0.0.0.0/1", "128.0.0.0/1"]), [
+        "access.ssh_cidrs: 0.0.0.0/1 opens SSH to 2,147,483,648 addresses (a /1), more than the /8 that an IPv4 SSH "
+        "range may cover. " + WIDE_SSH.format(w=8),
+        "access.ssh_cidrs: 128.0.0.0/1 opens SSH to 2,147,483,648 addresses (a /1), more than the /8 that an IPv4 SSH "
+        "range may cover. " + WIDE_SSH.format(w=8),
+    ]),
+    "ipv4_wider_than_8": (course(access__ssh_cidrs=["10.0.0.0/7"]), [
+        "access.ssh_cidrs: 10.0.0.0/7 opens SSH to 33,554,432 addresses (a /7), more than the /8 that an IPv4 SSH "
+        "range may cover. " + WIDE_SSH.format(w=8),
+    ]),
+    "ipv6_wider_than_32": (course(access__ssh_cidrs=["2000::/3"]), [
+        "access.ssh_cidrs: 2000::/3 opens SSH to 2^125 addresses (a /3), more than the /32 that an IPv6 SSH "
+        "range may cover. " + WIDE_SSH.format(w=32),
+    ]),
+    "host_bits_set": (course(access__ssh_cidrs=["150.244.10.7/16"]), [
+        "access.ssh_cidrs: '150.244.10.7/16' has host bits set, so it is not a network; write 150.244.0.0/16 for the "
+        "whole network, or 150.244.10.7/32 for that one address.",
+    ]),
+    "host_bits_set_and_too_wide": (course(access__ssh_cidrs=["10.1.2.3/6"]), [
+        "access.ssh_cidrs: '10.1.2.3/6' has host bits set, so it is not a network; write 8.0.0.0/6 for the "
+        "whole network, or 10.1.2.3/32 for that one address.",
+        "access.ssh_cidrs: 10.1.2.3/6 opens SSH to 67,108,864 addresses (a /6), more than the /8 that an IPv4 SSH "
+        "range may cover. " + WIDE_SSH.format(w=8),
+    ]),
+    "web_host_bits_set": (course(access__web_cidrs=["2001:db8::1/64"]), [
+        "access.web_cidrs: '2001:db8::1/64' has host bits set, so it is not a network; write 2001:db8::/64 for the "
+        "whole network, or 2001:db8::1/128 for that one address.",
+    ]),
+    "impossible_date": (course(schedule__start_date="2026-02-30"), [
+        "schedule.start_date '2026-02-30' is not a real date (day is out of range for month); "
+        "write an existing day as YYYY-MM-DD.",
+    ]),
+    "impossible_month": (course(schedule__start_date="2026-13-01"), [
+        "schedule.start_date '2026-13-01' is not a real date (month must be in 1..12); write an existing day as YYYY-MM-DD.",
+    ]),
+    "date_not_written_yyyy_mm_dd": (course(schedule__start_date="14/02/2026"), [
+        "schedule.start_date must be YYYY-MM-DD (got '14/02/2026').",
+    ]),
+    "seat_names_path_case_and_space": (course(seat_names=["../../etc/x", "Seat_1", "a b"], seats=3), [
+        "seat_names: '../../etc/x', 'Seat_1', 'a b' are not valid seat names: " + SEAT_RULE,
+    ]),
+    "seat_name_too_long": (course(seat_names=["s" * 64, "ok-2"]), [
+        f"seat_names: '{'s' * 64}' is not a valid seat name: " + SEAT_RULE,
+    ]),
+    "seat_name_starting_with_a_dash": (course(seat_names=["-rm", "ok-2"]), [
+        "seat_names: '-rm' is not a valid seat name: " + SEAT_RULE,
+    ]),
+    "name_prefix_characters": (course(name_prefix="Madrid_2026"), [
+        "name_prefix 'Madrid_2026' is not a valid name prefix: use only lower-case letters, digits and '-', "
+        "starting with a letter or digit (seat names are <name_prefix>-01 and up).",
+    ]),
+    "name_prefix_path": (course(name_prefix="../x"), [
+        "name_prefix '../x' is not a valid name prefix: use only lower-case letters, digits and '-', "
+        "starting with a letter or digit (seat names are <name_prefix>-01 and up).",
+    ]),
+    "name_prefix_too_long": (course(name_prefix="p" * 61), [
+        f"name_prefix '{'p' * 61}' is too long: its seat names ({'p' * 61}-02) would have 64 characters, "
+        "more than 63; shorten it to at most 60 characters.",
+    ]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_new_rule_refuses_with_its_exact_message(case: str) -> None:
+    bad, messages = REFUSED[case]
+    assert problems(bad) == messages
+
+
+ACCEPTED = {
+    "ipv4_slash_8": course(access__ssh_cidrs=["10.0.0.0/8"]),
+    "ipv6_slash_32": course(access__ssh_cidrs=["2001:db8::/32"]),
+    "one_address": course(access__ssh_cidrs=["150.244.10.7/32", "2001:db8::7/128"]),
+    "wide_with_opt_in": course(access__ssh_cidrs=["0::/0", "0.0.0.0/1", "128.0.0.0/1", "10.0.0.0/7", "2000::/3"],
+                               access__allow_world_ssh=True),
+    "real_date": course(schedule__start_date="2028-02-29"),
+    "plain_seat_names": course(seat_names=["alice", "bob-2"]),
+    "longest_seat_name": course(seat_names=["s" * 63, "t" * 63]),
+    "longest_name_prefix": course(name_prefix="p" * 60),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED))
+def test_within_the_rules_passes(case: str) -> None:
+    assert problems(ACCEPTED[case]) == []
+
+
+def test_shipped_course_files_pass_the_checks() -> None:
+    for path in sorted((PROJECT / "inventories/courses").glob("*.yml")):
+        parsed = course_filters.course_file_parse(path.read_text(), str(path))
+        assert problems(parsed, path.stem) == [], path
+
+
+def test_the_course_file_keeps_dates_as_text() -> None:
+    """Unquoted dates are text for the checks: an impossible one is named, not a YAML parser failure."""
+    parsed = course_filters.course_file_parse("schedule:\n  start_date: 2026-02-30\n  other: 2026-02-14\nseats: 3\n")
+    assert parsed == {"schedule": {"start_date": "2026-02-30", "other": "2026-02-14"}, "seats": 3}
+
+
+def test_the_course_file_must_be_yaml() -> None:
+    with pytest.raises(AnsibleFilterError, match="^x.yml is not valid YAML: "):
+        course_filters.course_file_parse("seats: [3\n", "x.yml")
