@@ -293,17 +293,18 @@ def budget_verdict(course: dict[str, Any], table: dict[str, Any], result: dict[s
     """Whether the estimate fits ``course['budget_usd']``; the message says by how much and what to do."""
     budget_value = course.get("budget_usd")
     total = result["total"]
+    untaxed = "" if result.get("free") else f" {EXCLUDING_TAX}"
     if budget_value is None:
         return {"ok": True, "over": False, "overage": None,
-                "message": f"No budget set (budget_usd); estimated total {money(total)} $ {EXCLUDING_TAX}."}
+                "message": f"No budget set (budget_usd); estimated total {money(total)} ${untaxed}."}
     budget = dec(budget_value)
     if total <= budget:
         return {"ok": True, "over": False, "overage": ZERO,
-                "message": f"Estimated total {money(total)} $ {EXCLUDING_TAX} is within the budget of "
+                "message": f"Estimated total {money(total)} ${untaxed} is within the budget of "
                            f"{money(budget)} $ ({money(budget - total)} $ to spare)."}
     overage = total - budget
     head = (
-        f"The estimated total of {money(total)} $ {EXCLUDING_TAX} for {result['seats']} seats exceeds the course "
+        f"The estimated total of {money(total)} ${untaxed} for {result['seats']} seats exceeds the course "
         f"budget of {money(budget)} $ by {money(overage)} $ (price table {table_label(table)})."
     )
     if accept_cost:

@@ -363,6 +363,8 @@ def test_free_tables_say_nothing_about_tax() -> None:
     assert header.startswith("Cost estimate, price table egi-fedcloud (2026-08-26), USD: 4 seats")
     assert rows[-2].startswith("per seat / total for 4 seats ")
     assert rows[-1] == "Price table egi-fedcloud: free at the point of use."
+    verdict = cost_filter.course_cost_plan(fed, all_tables())["budget"]["message"]
+    assert verdict == "No budget set (budget_usd); estimated total 0.00 $."
     assert not [row for row in [header, *rows] if "tax" in row]
 
 
