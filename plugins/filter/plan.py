@@ -1,8 +1,12 @@
-"""What plan.yml prints: the resources a course would create and the preflight results."""
+"""What plan.yml prints: the resources a course would create, the preflight results and which
+of the profile's GPU programs can run on the course's GPU."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import gpu_support
 
 
 def course_preflight_lines(checks: list[dict[str, Any]]) -> list[str]:
@@ -89,6 +93,53 @@ def course_plan_resources(course: dict[str, Any]) -> list[str]:
     return [head, *builders[course["provider"]](course)]
 
 
+def _course_gpu(course: dict[str, Any], table: dict[str, Any], gpu_name: str | None) -> tuple[str | None, str, str]:
+    """(GPU model or None, where it is, why it is not known) of a course's seats."""
+    provider = course.get("provider")
+    if provider == "aws":
+        instance_type = course["aws"]["instance_type"]
+        gpu = gpu_support.gpu_of_type(table, instance_type, gpu_name)
+        return gpu, instance_type, f"no NVIDIA GPU is known for {instance_type}"
+    if provider == "openstack":
+        flavour = course["openstack"]["flavor"]
+        return gpu_name, f"flavour {flavour}", f"the GPU model of flavour {flavour} is not known"
+    return gpu_name, "local containers", "local containers are given no known GPU model"
+
+
+def course_gpu_fit(course: dict[str, Any], profile: dict[str, Any], table: dict[str, Any],
+                   gpu_name: str | None = None) -> dict[str, Any]:
+    """Which of the profile's gpu_programs can run on the course's GPU: {gpu, programs, lines}.
+
+    ``gpu_name`` is the GPU model when a provider named it (AWS's DescribeInstanceTypes);
+    otherwise an AWS type's family gives it and an OpenStack flavour's stays unknown.
+    """
+    programs = profile.get("gpu_programs") or []
+    name = profile.get("profile_name") or course.get("profile", "?")
+    if not programs:
+        return {"gpu": None, "programs": [], "lines": []}
+    if not profile.get("gpu", False):
+        return {"gpu": None, "programs": [],
+                "lines": [f"GPU programs of profile {name}: the course runs without GPU components (gpu: false), "
+                          "so they have no GPU to run on."]}
+    gpu, where, unknown = _course_gpu(course, table, gpu_name)
+    try:
+        verdicts = gpu_support.programs_fit(table, programs, gpu, unknown)
+    except gpu_support.GpuProgramError as exc:
+        raise AnsibleFilterError(f"Profile {name}: {exc}") from exc
+    capability = gpu_support.gpu_capability(table, gpu) if gpu else None
+    if gpu and capability:
+        head = (f"GPU programs of profile {name} on the {gpu} (compute capability "
+                f"{gpu_support.capability_text(capability)}) of {where}:")
+    elif gpu:
+        head = f"GPU programs of profile {name} on the {gpu} of {where}:"
+    else:
+        head = f"GPU programs of profile {name} on {where}:"
+    lines = [head, *(v["line"] for v in verdicts)]
+    if gpu and any(v["verdict"] in ("needs_ptx", "unknown") for v in verdicts):
+        lines.append(gpu_support.CHECK_ON_A_SEAT)
+    return {"gpu": gpu, "programs": verdicts, "lines": lines}
+
+
 class FilterModule:
     """Plan report filters."""
 
@@ -97,4 +148,5 @@ class FilterModule:
             "course_preflight_lines": course_preflight_lines,
             "course_preflight_refusal": course_preflight_refusal,
             "course_plan_resources": course_plan_resources,
+            "course_gpu_fit": course_gpu_fit,
         }

@@ -14,6 +14,8 @@ description:
     the seats, and the Elastic IPs needed against the account limit.
   - Never fails on a failed check; returns every check with C(ok), C(detail) and C(fix), and the caller
     (roles/course tasks/preflight.yml) refuses the course. A failed credentials check stops the others.
+  - Also says, as information and never as a failed check, which of the profile's GPU programs
+    (C(gpu_programs)) can run on the type's GPU (C(gpu_fit)).
   - Instances and Elastic IPs already tagged C(Course=<course>) count as the course's own, so a re-run
     after a partial provisioning is not refused for them.
 version_added: 0.1.0
@@ -59,6 +61,39 @@ options:
     type: list
     elements: str
     default: []
+  gpu_programs:
+    description:
+      - The profile's GPU programs (C(gpu_programs) of the profile), for C(gpu_fit).
+      - Architectures and PTX left out mean not known.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Program name.
+        type: str
+        required: true
+      version:
+        description: Program version.
+        type: str
+        required: true
+      cuda:
+        description: CUDA toolkit the program was built with, for example C(7.5).
+        type: str
+        required: true
+      build:
+        description: C(vendor) for a vendor's binary, C(source) for a build on the machine.
+        type: str
+        choices: [vendor, source]
+        default: vendor
+      architectures:
+        description: Compute capabilities the program carries native code for (C(3.5), C(sm_52)).
+        type: list
+        elements: str
+      ptx:
+        description: Compute capabilities the program carries PTX for; an empty list means none.
+        type: list
+        elements: str
 notes:
   - Supports check mode; it reads only.
   - The vCPU quota comes from Service Quotas where it answers; otherwise the legacy C(max-instances)
@@ -75,6 +110,9 @@ EXAMPLES = r"""
     driver_branch: "470"
     require_gpu: true
     gpu_support: "{{ __course_gpu_support }}"
+    gpu_programs:
+      - {name: Gctf, version: "1.06", cuda: "7.5"}
+      - {name: Relion, version: "2.0", cuda: "8.0", build: source}
   register: preflight
 """
 
@@ -88,9 +126,27 @@ checks:
     - {name: credentials, ok: true, detail: "account 123456789012 (arn:aws:iam::123456789012:user/me)", fix: ""}
     - {name: instance type offered, ok: false, detail: "g6.xlarge is not offered in eu-west-1.", fix: "..."}
 gpu:
-  description: GPU model and architecture of the instance type (null without a GPU).
-  returned: when the type is known
+  description: GPU model, architecture and compute capability of the instance type (null without a GPU).
+  returned: when credentials work
   type: dict
+  sample: {name: T4, architecture: Turing, compute_capability: "7.5"}
+gpu_fit:
+  description:
+    - One entry per GPU program, in the order given. C(verdict) is C(native) (it carries native code for
+      the GPU), C(ptx) (it runs through its PTX), C(needs_ptx) (the GPU is beyond what its CUDA toolkit
+      builds native code for, and whether it carries PTX is not known), C(cannot) or C(unknown).
+    - Information only; no check fails because of it.
+  returned: when credentials work
+  type: list
+  elements: dict
+  sample:
+    - name: Gctf
+      version: "1.06"
+      cuda: "7.5"
+      verdict: needs_ptx
+      detail: "no native code for the T4 (7.5); runs only if the binary carries PTX, not known"
+      line: "Gctf 1.06 (CUDA 7.5 build, reaches compute capability 5.2): no native code for the T4 (7.5); runs only
+        if the binary carries PTX, not known."
 offered_types:
   description: The table's candidate GPU types offered in the region.
   returned: when credentials work
@@ -405,9 +461,20 @@ def run_checks(params: dict[str, Any]) -> dict[str, Any]:
     ]
     return {
         "checks": checks,
-        "gpu": {"name": gpu, "architecture": gpus.architecture(table, gpu)} if gpu else None,
+        "gpu": gpu_facts(table, gpu),
+        "gpu_fit": gpus.programs_fit(table, params.get("gpu_programs") or [], gpu,
+                                     f"no NVIDIA GPU is known for {itype}"),
         "offered_types": offered_candidates,
     }
+
+
+def gpu_facts(table: dict[str, Any], gpu: str | None) -> dict[str, Any] | None:
+    """Name, architecture and compute capability of a GPU model (None without a GPU)."""
+    if not gpu:
+        return None
+    capability = gpus.gpu_capability(table, gpu)
+    return {"name": gpu, "architecture": gpus.architecture(table, gpu),
+            "compute_capability": gpus.capability_text(capability) if capability else None}
 
 
 def main() -> None:
@@ -423,11 +490,22 @@ def main() -> None:
             "require_gpu": {"type": "bool", "default": False},
             "gpu_support": {"type": "dict", "required": True},
             "compare_regions": {"type": "list", "elements": "str", "default": []},
+            "gpu_programs": {"type": "list", "elements": "dict", "default": [], "options": {
+                "name": {"type": "str", "required": True},
+                "version": {"type": "str", "required": True},
+                "cuda": {"type": "str", "required": True},
+                "build": {"type": "str", "choices": ["vendor", "source"], "default": "vendor"},
+                "architectures": {"type": "list", "elements": "str"},
+                "ptx": {"type": "list", "elements": "str"},
+            }},
         },
         supports_check_mode=True,
     )
     if boto3 is None:
         module.fail_json(msg="aws_course_preflight needs boto3 on the controller (pip install boto3).")
+    problems = gpus.program_problems(module.params["gpu_programs"])
+    if problems:
+        module.fail_json(msg="The profile's gpu_programs cannot be read: " + " ".join(problems))
     try:
         result = run_checks(module.params)
     except (ClientError, BotoCoreError) as exc:

@@ -65,6 +65,30 @@ def failure(stdout: str) -> str:
     return lines[0]
 
 
+MADRID_GPU_FIT = [
+    "GPU programs of profile scipion-1.1 on the T4 (compute capability 7.5) of g4dn.xlarge:",
+    "Gctf 1.06 (CUDA 7.5 build, reaches compute capability 5.2): no native code for the T4 (7.5); runs only if the "
+    "binary carries PTX, not known.",
+    "Gautomatch 0.53 (CUDA 7.5 build, reaches compute capability 5.2): no native code for the T4 (7.5); runs only if "
+    "the binary carries PTX, not known.",
+    "motioncorr 2.1 (CUDA 7.5 build, reaches compute capability 5.2): no native code for the T4 (7.5); runs only if "
+    "the binary carries PTX, not known.",
+    "MotionCor2 1.0.2 (CUDA 8.0 build, reaches compute capability 6.2): no native code for the T4 (7.5); runs only if "
+    "the binary carries PTX, not known.",
+    "Relion 2.0 (CUDA 8.0 build, reaches compute capability 6.2): no native code for the T4 (7.5); runs only if the "
+    "build carries PTX, not known.",
+]
+
+
+def assert_gpu_fit_shown(stdout: str) -> None:
+    """The plan names each program's verdict on the T4, after the preflight checks and before the cost."""
+    shown = [line.strip().strip('",') for line in stdout.splitlines()]
+    start = shown.index(MADRID_GPU_FIT[0])
+    assert shown[start:start + len(MADRID_GPU_FIT)] == MADRID_GPU_FIT
+    assert "cuobjdump --list-elf and --list-ptx" in shown[start + len(MADRID_GPU_FIT)]
+    assert stdout.index("[ok]   GPU and driver") < stdout.index(MADRID_GPU_FIT[0]) < stdout.index("Cost estimate")
+
+
 def test_shipped_madrid_course_plans_and_creates_nothing(aws_env, run_playbook) -> None:
     result = run_playbook("plan.yml", "-e", "course=madrid")
     assert result.returncode == 0, result.stdout
@@ -78,13 +102,16 @@ def test_shipped_madrid_course_plans_and_creates_nothing(aws_env, run_playbook) 
         "[ok]   GPU and driver: driver branch 470 drives the T4 (Turing) of g4dn.xlarge.",
         "[ok]   instance quota: Service Quotas gave no vCPU quota (NoSuchResourceException), so the legacy "
         "max-instances attribute (20) was used: 0 other instances running + 20 seats = 20 <= 20.",
-        "Cost estimate, price table aws-2026-08 (2026-08-26), USD: 20 seats, up 16 h, existing 48 h",
-        "Estimated total 194.76 $ is within the budget of 600.00 $ (405.24 $ to spare).",
+        "Cost estimate, price table aws-2026-08 (2026-08-26), USD excluding tax (VAT): 20 seats, up 16 h, existing 48 h",
+        "Estimated total 194.76 $ excluding tax (VAT) is within the budget of 600.00 $ (405.24 $ to spare).",
     ):
         assert expected in out
     table_rows = [line.split() for line in out.splitlines() if "$/seat" in line]
     assert [row[-4] for row in table_rows] == ["9.392", "0.176", "0.08", "0.09", "9.738"]
     assert [row[-2] for row in table_rows] == ["187.84", "3.52", "1.60", "1.80", "194.76"]
+    assert "per seat / total for 20 seats, excluding tax (VAT)" in out
+    # The GPU programs' fit is information: the plan succeeds all the same.
+    assert_gpu_fit_shown(out)
     assert_nothing_created()
 
 
@@ -123,8 +150,8 @@ def test_driver_384_on_t4_is_refused_naming_working_branches(aws_env, run_playbo
 
 
 BUDGET_REFUSAL = (
-    "Course budget: The estimated total of 366.28 $ for 20 seats exceeds the course budget of 300.00 $ by 66.28 $ "
-    "(price table aws-2026-08 (2026-08-26)). To proceed: lower seats to 16 or fewer (18.314 $ per seat); or choose "
+    "Course budget: The estimated total of 366.28 $ excluding tax (VAT) for 20 seats exceeds the course budget of "
+    "300.00 $ by 66.28 $ (price table aws-2026-08 (2026-08-26)). To proceed: lower seats to 16 or fewer (18.314 $ per seat); or choose "
     "a cheaper instance type that fits the budget: g4dn.xlarge (194.76 $ in total); or shorten the schedule or "
     "raise budget_usd in the course file; or accept the cost with -e accept_cost=true."
 )
@@ -206,6 +233,21 @@ def test_2018_course_on_p2_with_driver_384_costs_17_706_per_machine(p2_env, run_
     assert "[ok]   GPU and driver: driver branch 384 drives the K80 (Kepler) of p2.xlarge." in result.stdout
     rows = [line.split() for line in result.stdout.splitlines() if "$/seat" in line]
     assert [(row[0].strip('"'), row[-4]) for row in rows] == [("instance", "17.44"), ("gp2", "0.266"), ("per", "17.706")]
+    # The K80 (3.7) is within CUDA 7.5's and 8.0's reach; what the 2018 binaries carry is not known.
+    assert ("Gctf 1.06 (CUDA 7.5 build, reaches compute capability 5.2): unknown: a CUDA 7.5 build can carry native "
+            "code for the K80 (3.7), but which architectures this binary carries is not known.") in result.stdout
+    assert_nothing_created()
+
+
+def test_2018_course_with_elastic_ips_pays_for_them_while_stopped(p2_env, run_playbook, course_catalogue) -> None:
+    course = copy.deepcopy(COURSE_2018)
+    course["aws"]["elastic_ips"] = True
+    result = run_playbook("plan.yml", *course_catalogue("eip2018", course))
+    assert result.returncode == 0, result.stdout
+    rows = [line.split() for line in result.stdout.splitlines() if "$/seat" in line]
+    assert [row[-4] for row in rows] == ["17.44", "0.266", "0.192", "17.898"]  # 32 h stopped x 0.006 $/h
+    assert "idle Elastic IP while stopped" in result.stdout and "public IPv4" not in result.stdout
+    assert "No budget set (budget_usd); estimated total 17.898 $ excluding tax (VAT)." in result.stdout
     assert_nothing_created()
 
 

@@ -1,7 +1,8 @@
-"""aws_course_preflight checks that need no AWS endpoint: quota classes, GPU messages, bad profiles."""
+"""aws_course_preflight checks that need no AWS endpoint: quota classes, GPU messages, bad profiles, GPU program fit."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -90,3 +91,57 @@ def test_missing_credentials_say_how_to_set_them(monkeypatch: pytest.MonkeyPatch
                "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary keys), "
                "then run again.",
     }]
+
+
+# --- the profile's GPU programs (information, never a failed check) ------------------
+
+PROFILE = yaml.safe_load((PROJECT / "inventories/profiles/scipion-1.1.yml").read_text())
+
+
+def module_programs() -> list[dict]:
+    """The profile's gpu_programs as the module's argument spec hands them over (every option present)."""
+    return [{"build": "vendor", "architectures": None, "ptx": None, **program} for program in PROFILE["gpu_programs"]]
+
+
+def test_gpu_facts_name_the_compute_capability() -> None:
+    assert preflight.gpu_facts(GPU_TABLE, "T4") == {"name": "T4", "architecture": "Turing", "compute_capability": "7.5"}
+    assert preflight.gpu_facts(GPU_TABLE, "B200") == {"name": "B200", "architecture": "unknown architecture",
+                                                      "compute_capability": None}
+    assert preflight.gpu_facts(GPU_TABLE, None) is None
+
+
+def test_run_checks_reports_the_gpu_fit_without_failing_a_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process moto stand-in for AWS: g4dn.xlarge is described with its T4 by the API."""
+    moto = pytest.importorskip("moto")
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    with moto.mock_aws():
+        result = preflight.run_checks(params(driver_branch="470", gpu_programs=module_programs()))
+    assert [check["ok"] for check in result["checks"]] == [True] * 5
+    assert "GPU program" not in " ".join(check["name"] for check in result["checks"])
+    assert result["gpu"] == {"name": "T4", "architecture": "Turing", "compute_capability": "7.5"}
+    assert [(fit["name"], fit["verdict"]) for fit in result["gpu_fit"]] == [
+        ("Gctf", "needs_ptx"), ("Gautomatch", "needs_ptx"), ("motioncorr", "needs_ptx"), ("MotionCor2", "needs_ptx"),
+        ("Relion", "needs_ptx")]
+    assert result["gpu_fit"][0]["line"] == ("Gctf 1.06 (CUDA 7.5 build, reaches compute capability 5.2): no native "
+                                            "code for the T4 (7.5); runs only if the binary carries PTX, not known.")
+
+
+def test_module_refuses_malformed_gpu_programs_before_any_aws_call(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from ansible.module_utils.testing import patch_module_args
+
+    def no_aws(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("AWS was called")
+
+    monkeypatch.setattr(preflight, "run_checks", no_aws)
+    args = {**params(), "gpu_programs": [{"name": "Gctf", "version": "1.06", "cuda": "7.5", "ptx": ["Maxwell"]}]}
+    with patch_module_args(args), pytest.raises(SystemExit):
+        preflight.main()
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["failed"] is True
+    assert answer["msg"] == ("The profile's gpu_programs cannot be read: gpu_programs[0] (Gctf).ptx: 'Maxwell' is not "
+                             "a compute capability; write them as \"5.2\" or sm_52.")
