@@ -1,4 +1,4 @@
-"""What a machine was configured with, as one fingerprint.
+"""What a machine is configured with, as one fingerprint, and which ansible-core configures it.
 
 playbooks/configure.yml records on each machine the fingerprint of the profile it applied
 (with the course's overrides), the image roles it ran, and the files those roles are made
@@ -47,6 +47,32 @@ def configuration_fingerprint(profile: dict[str, Any], roles: list[str], project
     return digest.hexdigest()
 
 
+# The system Python of base OSes whose Python is older than the main runner's minimum
+# (ansible-core 2.19 runs modules with Python 3.8+). Such machines are configured by the
+# legacy runner (ansible-core 2.15: targets with Python 2.7 or 3.5+).
+OLD_PYTHON_BASE_OS = {
+    ("Ubuntu", "16.04"): "3.5",
+    ("Ubuntu", "18.04"): "3.6",
+    ("Debian", "9"): "3.5",
+    ("Debian", "10"): "3.7",
+}
+RUNNERS = ("main", "legacy")
+
+
+def configure_runner(profile: dict[str, Any]) -> str:
+    """'legacy' or 'main': the profile's `runner`, else what its base OS's Python needs."""
+    declared = profile.get("runner")
+    if declared:
+        if declared not in RUNNERS:
+            raise AnsibleFilterError(
+                f"profile {profile.get('profile_name', '?')}: runner is {declared!r}; choose one of {', '.join(RUNNERS)}"
+                " (or leave it out: the base OS decides)")
+        return str(declared)
+    base_os = profile.get("base_os") or {}
+    key = (str(base_os.get("distribution", "")), str(base_os.get("version", "")))
+    return "legacy" if key in OLD_PYTHON_BASE_OS else "main"
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"configuration_fingerprint": configuration_fingerprint}
+        return {"configuration_fingerprint": configuration_fingerprint, "configure_runner": configure_runner}

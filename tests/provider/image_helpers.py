@@ -23,6 +23,8 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "localhost/scipion-cloud/debian12-systemd:latest")
+# Debian 11 (Python 3.9): the legacy runner's test machine, standing in for an Ubuntu 16.04 one.
+LEGACY_BASE_IMAGE = os.environ.get("LEGACY_BASE_IMAGE", "localhost/scipion-cloud/debian11-systemd:latest")
 
 # What a configured, used machine holds and no image may carry.
 MACHINE_STATE = [
@@ -67,13 +69,13 @@ def podman(*args: str, check: bool = True, timeout: int = 300) -> subprocess.Com
 
 
 @contextmanager
-def builder_container(prefix: str, apt_lists: bool = False) -> Iterator[str]:
+def builder_container(prefix: str, apt_lists: bool = False, image: str = BASE_IMAGE) -> Iterator[str]:
     """A booted systemd container with an ubuntu account, removed afterwards; yields its name."""
-    assert podman("image", "exists", BASE_IMAGE, check=False).returncode == 0, \
-        f"image {BASE_IMAGE} is missing: run make setup"
+    assert podman("image", "exists", image, check=False).returncode == 0, \
+        f"image {image} is missing: run make setup"
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     try:
-        podman("run", "--detach", "--name", name, "--hostname", "builder", "--systemd=always", BASE_IMAGE, "/sbin/init")
+        podman("run", "--detach", "--name", name, "--hostname", "builder", "--systemd=always", image, "/sbin/init")
         deadline = time.monotonic() + 120
         state = ""
         # Right after the start systemd's bus may not answer yet: ask again.
