@@ -153,6 +153,13 @@ def _pack(entries: list[str], max_value: int) -> list[str]:
     return packed
 
 
+def _configured_on(configured: dict[str, Any] | None) -> str:
+    if not configured:
+        return ""
+    return (f"{configured.get('os', '?')} (Python {configured.get('python', '?')}), "
+            f"ansible-core {configured.get('ansible_core', '?')} ({configured.get('runner', 'main')} runner)")
+
+
 def image_tags(manifest: dict[str, Any], extra: dict[str, Any] | None = None, max_tags: int = AWS_MAX_TAGS,
                max_value: int = AWS_MAX_VALUE, max_key: int = AWS_MAX_KEY) -> dict[str, str]:
     """The manifest as flat string key/values: one per fact, one per component, one per artifact.
@@ -173,6 +180,8 @@ def image_tags(manifest: dict[str, Any], extra: dict[str, Any] | None = None, ma
         "Collection": f"{collection.get('name', 'i2pc.scipion_cloud')} {collection.get('version', '?')}",
         "CollectionCommit": str(collection.get("commit", "unknown")),
         "Roles": " ".join(manifest.get("roles", [])) or "none",
+        # What the builder really was, read off it after configuration (BaseOS is what the profile asks for).
+        "ConfiguredOn": _configured_on(manifest.get("configured_on")),
     }
     head = {k: v for k, v in head.items() if v}
     for key, value in (extra or {}).items():

@@ -4,6 +4,13 @@ The builder is a real moto instance with its real temporaries (key pair, securit
 but moto instances cannot be reached over SSH: the configuration and generalisation run
 against a podman container through the role's image_builder_connection seam. A thread
 watches moto during the build, because the temporaries exist only while it runs.
+
+The scipion-1.1 profile needs the legacy runner (Ubuntu 16.04: Python 3.5), so the bake goes
+through it, and the container standing in for the 16.04 builder is Debian 11 (Python 3.9; no
+Ubuntu archive here). The image says so: its BaseOS is what the profile asks for (Ubuntu 16.04,
+from Canonical's xenial AMI in moto's catalogue; moto knows no AMI deprecation, so the lookup's
+IncludeDeprecated is checked in tests/unit/test_ec2_base_image.py), its ConfiguredOn tag is
+what the builder itself recorded: Debian 11, ansible-core 2.15.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from image_helpers import (
     builder_container,
     collection_version,
     existing,
+    LEGACY_BASE_IMAGE,
     extra_vars,
     is_project_commit,
     machine_id_size,
@@ -48,7 +56,7 @@ def ec2(region: str = REGION) -> Any:
 
 @pytest.fixture(scope="module")
 def builder() -> Any:
-    with builder_container("imgaws", apt_lists=True) as name:
+    with builder_container("imgaws", apt_lists=True, image=LEGACY_BASE_IMAGE) as name:
         yield name
 
 
@@ -140,8 +148,8 @@ def canonical_xenial() -> str:
     return max(images, key=lambda i: i["CreationDate"])["ImageId"]
 
 
-def test_build_captures_a_tagged_image_prunes_old_ones_and_leaves_no_builder(aws_env, run_playbook, builder,
-                                                                             tmp_path: Path) -> None:
+def test_legacy_bake_on_a_debian11_standin_builder_captures_a_tagged_image_prunes_old_ones_and_leaves_no_builder(
+        aws_env, run_playbook, builder, tmp_path: Path) -> None:
     client = ec2()
     base = canonical_xenial()
     # Canonical's naming in another account, and newer: the owner filter must skip it.
@@ -189,6 +197,10 @@ def test_build_captures_a_tagged_image_prunes_old_ones_and_leaves_no_builder(aws
     assert re.fullmatch(rf"i2pc-cloud-training-scipion-1\.1-\d{{8}}-\d{{6}}-v{re.escape(collection_version())}", image["Name"])
     assert image_tags["ManagedBy"] == "scipion_cloud" and image_tags["Profile"] == "scipion-1.1"
     assert image_tags["BaseImage"].startswith(base + " ubuntu/images/") and image_tags["BaseOS"] == "Ubuntu 16.04"
+    # Configured by the legacy runner, on what really stood in for the builder.
+    assert re.fullmatch(r"Debian 11(\.\d+)? \(Python 3\.9\.\d+\), ansible-core 2\.15\.\d+ \(legacy runner\)",
+                        image_tags["ConfiguredOn"]), image_tags["ConfiguredOn"]
+    assert "Legacy runner: ansible-playbook [core 2.15." in result.stdout
     assert image_tags["Roles"] == "desktop" and image_tags["UserName"] == "i2pc-training"
     assert image_tags["Collection"] == f"i2pc.scipion_cloud {collection_version()}"
     assert is_project_commit(image_tags["CollectionCommit"])
