@@ -193,7 +193,7 @@ def merge_entries(lock: dict, entries: list[dict], now: str, path: str) -> tuple
         artifacts[name] = {"sha256": sha256, "size": entry["size"], "url": entry.get("url") or "",
                            "source": entry.get("source") or "", "recorded": now}
         added.append(name)
-    return dict(lock, artifacts=artifacts), added
+    return dict(lock, about=ABOUT, version=LOCK_VERSION, artifacts=artifacts), added
 
 
 def write_atomically(path: str, text: str) -> None:
