@@ -42,9 +42,13 @@ def _walk_artifacts(value: Any) -> list[dict[str, Any]]:
     return []
 
 
-def image_artifacts(profile: dict[str, Any], confirmed: dict[str, str] | None = None) -> dict[str, str]:
-    """File name -> sha256 for every artifact of the profile; operator-confirmed checksums fill the gaps."""
-    confirmed = confirmed or {}
+def image_artifacts(profile: dict[str, Any], confirmed: dict[str, Any] | None = None) -> dict[str, str]:
+    """File name -> sha256 for every artifact of the profile; operator-confirmed checksums fill the gaps.
+
+    A confirmed entry is a sha256, or an entry of the artifact lock ({sha256, size, ...}).
+    """
+    confirmed = {name: (entry.get("sha256", "") if isinstance(entry, dict) else entry)
+                 for name, entry in (confirmed or {}).items()}
     found: dict[str, str] = {}
     for artifact in _walk_artifacts(profile):
         checksum = artifact.get("sha256") or confirmed.get(artifact["name"]) or ""

@@ -35,6 +35,14 @@ def test_every_declared_artifact_has_a_checksum_entry():
     assert len(found) == 19
 
 
+def test_checksums_of_the_artifact_lock_fill_nulls_but_never_a_published_one():
+    lock = {"virtualgl_2.5.2_amd64.deb": {"sha256": "C" * 64, "size": 10},
+            "cuda_8.0.61_375.26_linux.run": {"sha256": "d" * 64, "size": 10}}
+    found = image.image_artifacts(profile("scipion-1.1"), lock)
+    assert found["virtualgl_2.5.2_amd64.deb"] == "c" * 64
+    assert found["cuda_8.0.61_375.26_linux.run"] == "9ceca9c2397f841024e03410bfd6eabfd72b384256fbed1c1e4834b5b0ce9dc4"
+
+
 def test_components_follow_the_profile_and_its_gpu_switch():
     components = image.image_components(profile("scipion-3"))
     assert components["cuda"] == "12.4 default 12.4" and components["virtualgl"] == "3.1.1 egl"
