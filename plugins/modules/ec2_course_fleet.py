@@ -14,6 +14,13 @@ description:
   - Finds the course's instances by their tags (C(Course=<course>), C(ManagedBy=scipion_cloud)), ignoring
     terminated and shutting-down ones, and brings them to the wanted O(state) with as few API calls as possible.
     Instances without both tags are never touched.
+  - With O(record) (the course's record of what it created, C(output/<course>/resources.json)), tags alone do not
+    make an instance the course's; only instances the record names (or adopted with O(adopt)) are seats, started,
+    stopped, rebooted or terminated. Every instance launched is added to the record as soon as its launch returns,
+    so an interrupted run still knows it. Tagged instances the record does not name are left alone and named in
+    RV(foreign) and a warning. When the record file does not exist at all (a course provisioned before records were
+    kept) and tagged instances exist, every O(state) but V(status) refuses, naming them, until they are adopted.
+  - Without O(record) every instance carrying both tags is the course's.
   - Each seat is one instance, identified by its C(Name) tag (the seat name). Missing seats are launched, one
     RunInstances call per seat because each seat carries its own user data, in parallel.
   - Launched instances require IMDSv2 (C(HttpTokens=required)), have an encrypted gp3 root volume of O(disk_gb)
@@ -22,7 +29,7 @@ description:
   - Machines of the course beyond O(seat_names) (the course shrank, or a seat was launched twice) are terminated
     only when O(allow_shrink=true); otherwise the module fails, naming them, before it changes anything.
   - Supports check mode; in check mode seats that would be launched are returned with an empty C(id) and state
-    C(pending).
+    C(pending), and the record is not written.
 options:
   course:
     description: Course name; the value of the C(Course) tag.
@@ -91,9 +98,33 @@ options:
     description:
       - Report whether the account's Elastic IP limit leaves room for one address per seat (RV(elastic_ips)), and with
         O(state=present) or V(running) refuse to launch anything when it does not.
-      - Addresses are allocated by the caller; this module only counts them (tag C(Course) marks the course's own).
+      - With O(state=present) or V(running), give every seat without one an Elastic IP, tagged at allocation
+        (C(Course), C(ManagedBy), C(Name), C(Seat) and O(tags)) and added to O(record) before it is associated; an
+        address the record names that is on no machine (a run interrupted after allocating) is used first. Addresses
+        already on the seats get missing tags and are recorded.
     type: bool
     default: false
+  record:
+    description:
+      - The course's record file (JSON, on the controller). Its region entry (O(region)) names the instances and
+        addresses the course created; this module adds what it launches and allocates and removes what it terminates
+        and releases. The folder is created (0700) when missing.
+      - With O(state=absent), the recorded addresses and those on the course's instances (tagged or not) are released
+        after the instances are terminated.
+    type: path
+  adopt:
+    description:
+      - Ids of instances (C(i-...)) or Elastic IP allocations (C(eipalloc-...)) carrying the course's tags to add to
+        O(record) before acting, or V(all) for every one in the region. Other ids are ignored. Needs O(record).
+    type: list
+    elements: str
+    default: []
+  require_adopted:
+    description:
+      - Fail, before changing anything, when an instance id of O(adopt) is not a live instance tagged with the course in
+        this region. V(false) when the caller looks in several regions and checks the ids itself (RV(adopted)).
+    type: bool
+    default: true
   wait:
     description: Wait until the instances reach the wanted state.
     type: bool
@@ -150,6 +181,14 @@ EXAMPLES = r"""
     state: present
     seat_names: [madrid-training-01]
     allow_shrink: true
+
+- name: Terminate the recorded machines of the course and release their addresses, adopting one tagged by hand
+  i2pc.scipion_cloud.ec2_course_fleet:
+    course: madrid
+    region: eu-west-1
+    state: absent
+    record: output/madrid/resources.json
+    adopt: [i-0123456789abcdef0]
 """
 
 RETURN = r"""
@@ -206,6 +245,40 @@ extra:
     name: {description: Name tag., type: str}
     id: {description: Instance id., type: str}
     state: {description: Instance state., type: str}
+foreign:
+  description: Live instances tagged with the course that O(record) does not name; left alone.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Name tag., type: str}
+    id: {description: Instance id., type: str}
+    state: {description: Instance state., type: str}
+adopted:
+  description: Ids of O(adopt) that are the course's in this region (added to the record now, or already in it).
+  returned: always
+  type: list
+  elements: str
+record_exists:
+  description: Whether the O(record) file existed when the module started (always V(true) without O(record)).
+  returned: always
+  type: bool
+unrecorded:
+  description:
+    - When the record file does not exist and instances carry the course's tags, the refusal that every O(state)
+      but V(status) fails with (what to adopt); empty otherwise.
+  returned: always
+  type: str
+allocated:
+  description: Seat names given an Elastic IP by this run.
+  returned: always
+  type: list
+  elements: str
+released:
+  description: Public IPs of the Elastic IPs released by this run.
+  returned: always
+  type: list
+  elements: str
 elastic_ips:
   description: Elastic IP room, when O(elastic_ips=true).
   returned: when O(elastic_ips=true)
@@ -219,9 +292,10 @@ elastic_ips:
 """
 
 import base64
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable
 
 try:
     import botocore
@@ -230,6 +304,7 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import course_record as rec
 
 MANAGED_BY = "scipion_cloud"
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
@@ -317,11 +392,20 @@ def root_device_name(ec2: Any, image_id: str) -> str:
     return images[0]["RootDeviceName"]
 
 
+def seat_tags(params: dict[str, Any], seat_number: int, name: str) -> dict[str, str]:
+    """The tags of a seat's instance, volume and Elastic IP."""
+    tags = {k: str(v) for k, v in params["tags"].items()}
+    tags.update(Name=name, Course=params["course"], ManagedBy=MANAGED_BY, Seat=str(seat_number))
+    return tags
+
+
+def aws_tags(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
 def launch_request(params: dict[str, Any], seat_number: int, name: str, root_device: str) -> dict[str, Any]:
     """The RunInstances arguments of one seat."""
-    tags = dict(params["tags"])
-    tags.update(Name=name, Course=params["course"], ManagedBy=MANAGED_BY, Seat=str(seat_number))
-    tag_list = [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]
+    tag_list = aws_tags(seat_tags(params, seat_number, name))
     request: dict[str, Any] = {
         "ImageId": params["image_id"],
         "InstanceType": params["instance_type"],
@@ -355,8 +439,11 @@ def launch_request(params: dict[str, Any], seat_number: int, name: str, root_dev
     return request
 
 
-def launch_seats(ec2: Any, params: dict[str, Any], seats: list[tuple[int, str]]) -> tuple[dict[str, dict], list[str]]:
-    """Launch one instance per seat in parallel; returns launched instances and error messages."""
+def launch_seats(ec2: Any, params: dict[str, Any], seats: list[tuple[int, str]],
+                 on_launch: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, dict], list[str]]:
+    """Launch one instance per seat in parallel; returns launched instances and error messages.
+
+    on_launch is called with each instance as soon as its RunInstances returns (to record it)."""
     missing_settings = [k for k in ("image_id", "instance_type") if not params[k]]
     if missing_settings:
         raise FleetError(f"seats {', '.join(n for _, n in seats)} must be launched but {' and '.join(missing_settings)} "
@@ -367,9 +454,16 @@ def launch_seats(ec2: Any, params: dict[str, Any], seats: list[tuple[int, str]])
         number, name = seat
         try:
             response = ec2.run_instances(**launch_request(params, number, name, root_device), aws_retry=True)
-            return name, response["Instances"][0], ""
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             return name, None, f"{name}: {exc}"
+        instance = response["Instances"][0]
+        try:
+            if on_launch is not None:
+                on_launch(instance)
+        except (rec.RecordError, OSError) as exc:
+            return name, instance, (f"{name}: launched as {instance['InstanceId']} but not recorded ({exc}); once the "
+                                    f"record can be written, adopt it with -e course_adopt={instance['InstanceId']}")
+        return name, instance, ""
 
     launched: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
@@ -378,7 +472,7 @@ def launch_seats(ec2: Any, params: dict[str, Any], seats: list[tuple[int, str]])
         for name, instance, error in pool.map(launch, seats):
             if instance is not None:
                 launched[name] = instance
-            else:
+            if error:
                 errors.append(error)
     return launched, errors
 
@@ -409,6 +503,65 @@ def describe_by_ids(ec2: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def describe_where(ec2: Any, filter_name: str, values: list[str]) -> list[dict[str, Any]]:
+    """Instances (any state) whose filter_name is one of values; unknown ids are simply not found."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(values), 200):
+        paginator = ec2.get_paginator("describe_instances")
+        for page in paginator.paginate(Filters=[{"Name": filter_name, "Values": values[start:start + 200]}]):
+            for reservation in page["Reservations"]:
+                found.extend(reservation["Instances"])
+    return found
+
+
+def addresses_where(ec2: Any, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Elastic IPs matching every filter (at most 200 values per filter and call)."""
+    name, values = next(iter(filters.items()))
+    rest = [{"Name": k, "Values": v} for k, v in filters.items() if k != name]
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(values), 200):
+        chunk = [{"Name": name, "Values": values[start:start + 200]}] + rest
+        found.extend(ec2.describe_addresses(Filters=chunk, aws_retry=True)["Addresses"])
+    return found
+
+
+def error_code(exc: Exception) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+class FleetRecord:
+    """The course's record for one region; without a record path, tags alone decide (enabled is false)."""
+
+    def __init__(self, path: str | None, course: str, region: str, check: bool) -> None:
+        self.path = path
+        self.course = course
+        self.region = region
+        self.check = check
+        self.lock = threading.Lock()
+        record = rec.read_record(path, course) if path else None
+        self.exists = path is None or record is not None
+        self.entry: dict[str, Any] = dict(((record or {}).get("aws") or {}).get(region) or {})
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def ids(self, key: str) -> list[str]:
+        return list(self.entry.get(key, []))
+
+    def change(self, add: dict[str, list[str]] | None = None, remove: dict[str, list[str]] | None = None) -> None:
+        """Add or remove ids and write the record at once (in check mode only the view changes)."""
+        if not self.path:
+            return
+        with self.lock:
+            if self.check:
+                rec.apply_change(self.entry, add, remove)
+                return
+            record, _ = rec.update_record(self.path, self.course, "aws", self.region,
+                                          lambda entry: rec.apply_change(entry, add, remove))
+            self.entry = dict(record.get("aws", {}).get(self.region) or {})
+
+
 def elastic_ip_room(ec2: Any, course: str, seats: int) -> dict[str, Any]:
     attributes = ec2.describe_account_attributes(AttributeNames=["vpc-max-elastic-ips"], aws_retry=True)
     limit = int(attributes["AccountAttributes"][0]["AttributeValues"][0]["AttributeValue"])
@@ -429,20 +582,85 @@ class Fleet:
         self.seat_names: list[str] = module.params["seat_names"]
         self.check = module.check_mode
         self.result: dict[str, Any] = {"changed": False, "launched": [], "started": [], "stopped": [],
-                                       "rebooted": [], "terminated": [], "missing": [], "extra": []}
+                                       "rebooted": [], "terminated": [], "missing": [], "extra": [], "foreign": [],
+                                       "adopted": [], "record_exists": True, "unrecorded": "", "allocated": [],
+                                       "released": []}
         self.by_seat: dict[str, dict[str, Any]] = {}
         self.extra: list[dict[str, Any]] = []
+        self.region = module.region or ""
+        self.record = FleetRecord(module.params["record"], module.params["course"], self.region, module.check_mode)
+        self.result["record_exists"] = self.record.exists
 
     def load(self) -> None:
-        self.by_seat, self.extra = split_fleet(describe_course_instances(self.ec2, self.params["course"]), self.seat_names)
+        tagged = describe_course_instances(self.ec2, self.params["course"])
+        owned = self.sort_by_record(tagged) if self.record.enabled else tagged
+        self.by_seat, self.extra = split_fleet(owned, self.seat_names)
         self.result["extra"] = [extra_record(i) for i in self.extra]
+        if self.record.enabled:
+            self.adopt_addresses()
+
+    def sort_by_record(self, tagged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The course's own live instances: recorded, or adopted now; the other tagged ones are left alone."""
+        recorded_ids = self.record.ids("instances")
+        recorded = describe_where(self.ec2, "instance-id", recorded_ids) if recorded_ids else []
+        gone = [i["InstanceId"] for i in recorded if instance_state(i) == "terminated"]
+        if gone:
+            self.record.change(remove={"instances": gone})
+        live = {i["InstanceId"]: i for i in recorded if instance_state(i) in LIVE_STATES}
+        unrecorded = [i for i in tagged if i["InstanceId"] not in recorded_ids]
+        adopt = self.params["adopt"]
+        adopted = [i for i in unrecorded if rec.ADOPT_ALL in adopt or i["InstanceId"] in adopt]
+        foreign = [i for i in unrecorded if i not in adopted]
+        self.check_adopt_ids(set(live) | {i["InstanceId"] for i in adopted})
+        self.result["adopted"] += [i["InstanceId"] for i in adopted] + sorted(set(live) & set(adopt))
+        self.result["foreign"] = [extra_record(i) for i in foreign]
+        self.refuse_or_report(foreign)
+        if adopted:
+            self.result["changed"] = True
+            self.record.change(add={"instances": [i["InstanceId"] for i in adopted]})
+        owned = list(live.values()) + adopted
+        return sorted(owned, key=lambda i: (i.get("LaunchTime") or 0, i["InstanceId"]))
+
+    def check_adopt_ids(self, course_ids: set[str]) -> None:
+        unknown = [i for i in self.params["adopt"] if i.startswith("i-") and i not in course_ids]
+        if unknown and self.params["require_adopted"]:
+            raise FleetError(
+                f"course_adopt names {', '.join(unknown)}, not a live machine tagged with course {self.params['course']} "
+                f"(tags Course={self.params['course']}, ManagedBy={MANAGED_BY}) in {self.region}. Nothing was "
+                "changed. Check the ids and the course's aws.region; a machine must carry both tags to be adopted.")
+
+    def refuse_or_report(self, foreign: list[dict[str, Any]]) -> None:
+        """Without any record file, tagged machines stop everything but status; with one, they are named."""
+        if not foreign:
+            return
+        items = [{"id": i["InstanceId"], "name": tag_dict(i).get("Name", "")} for i in foreign]
+        where = f"region {self.region}"
+        if not self.record.exists:
+            self.result["unrecorded"] = rec.unrecorded_refusal(self.params["course"], self.record.path, where, "machine", items)
+            if self.params["state"] != "status":
+                raise FleetError(self.result["unrecorded"])
+        self.module.warn(rec.foreign_notice(self.params["course"], self.record.path, where, "machine", items))
+
+    def adopt_addresses(self) -> None:
+        """Record the Elastic IPs named in adopt (or all) that carry the course's tags."""
+        adopt = self.params["adopt"]
+        wanted = [a for a in adopt if a.startswith("eipalloc-")]
+        if rec.ADOPT_ALL not in adopt and not wanted:
+            return
+        tagged = addresses_where(self.ec2, {"tag:Course": [self.params["course"]], "tag:ManagedBy": [MANAGED_BY]})
+        ids = [a["AllocationId"] for a in tagged if rec.ADOPT_ALL in adopt or a["AllocationId"] in wanted]
+        self.result["adopted"] += [a for a in wanted if a in ids]
+        new = [a for a in ids if a not in self.record.ids("addresses")]
+        if new:
+            self.result["changed"] = True
+            self.record.change(add={"addresses": new})
 
     def refuse_unconfirmed_shrink(self) -> None:
         if self.extra and not self.params["allow_shrink"]:
             listed = ", ".join(f"{label(i)} ({i['InstanceId']})" for i in self.extra)
             raise FleetError(
                 f"course {self.params['course']} now has {len(self.seat_names)} seats, but {len(self.extra)} more machine(s) "
-                f"are tagged with it: {listed}. Converging would terminate them and their disks. Nothing was changed. "
+                f"are the course's: {listed}. Converging would terminate them and their disks. Nothing was changed. "
                 f"To terminate them, {SHRINK_HINT}."
             )
 
@@ -456,17 +674,93 @@ class Fleet:
                 "quota, release unused addresses, or set aws.elastic_ips: false."
             )
 
-    def terminate(self, instances: list[dict[str, Any]]) -> None:
+    def terminate(self, instances: list[dict[str, Any]], with_recorded_addresses: bool = False) -> None:
+        """Terminate the instances, then release their Elastic IPs (and the recorded ones, when asked)."""
         live = [i for i in instances if instance_state(i) != "terminated"]
-        if not live:
+        addresses = self.addresses_of(live, with_recorded_addresses) if self.record.enabled else []
+        if live:
+            self.result["changed"] = True
+            self.result["terminated"].extend(label(i) for i in live)
+        if live and not self.check:
+            ids = [i["InstanceId"] for i in live]
+            self.ec2.terminate_instances(InstanceIds=ids, aws_retry=True)
+            after = wait_for_state(self.ec2, self.params, ids, "terminated")
+            self.record.change(remove={"instances": [i for i in ids if i in after and instance_state(after[i]) == "terminated"]})
+        self.release(addresses)
+
+    def addresses_of(self, instances: list[dict[str, Any]], with_recorded: bool) -> list[dict[str, Any]]:
+        """Elastic IPs on the instances (tagged or not), and the recorded ones of the region when asked."""
+        found: dict[str, dict[str, Any]] = {}
+        ids = [i["InstanceId"] for i in instances]
+        for address in addresses_where(self.ec2, {"instance-id": ids}) if ids else []:
+            found[address["AllocationId"]] = address
+        recorded = self.record.ids("addresses") if with_recorded else []
+        for address in addresses_where(self.ec2, {"allocation-id": recorded}) if recorded else []:
+            found[address["AllocationId"]] = address
+        gone = [a for a in recorded if a not in found]
+        if gone:
+            self.record.change(remove={"addresses": gone})
+        return list(found.values())
+
+    def release(self, addresses: list[dict[str, Any]]) -> None:
+        for address in addresses:
+            self.result["changed"] = True
+            self.result["released"].append(address.get("PublicIp") or address["AllocationId"])
+            if self.check:
+                continue
+            if address.get("AssociationId"):
+                try:
+                    self.ec2.disassociate_address(AssociationId=address["AssociationId"], aws_retry=True)
+                except botocore.exceptions.ClientError as exc:
+                    if "NotFound" not in error_code(exc):
+                        raise
+            try:
+                self.ec2.release_address(AllocationId=address["AllocationId"], aws_retry=True)
+            except botocore.exceptions.ClientError as exc:
+                if "NotFound" not in error_code(exc):
+                    raise
+            self.record.change(remove={"addresses": [address["AllocationId"]]})
+
+    def ensure_addresses(self) -> None:
+        """One Elastic IP per seat, tagged at allocation and recorded before it is associated."""
+        seats = [(n, name, self.by_seat[name]) for n, name in enumerate(self.seat_names, 1) if name in self.by_seat]
+        if not seats:
             return
-        self.result["changed"] = True
-        self.result["terminated"].extend(label(i) for i in live)
-        if self.check:
-            return
-        ids = [i["InstanceId"] for i in live]
-        self.ec2.terminate_instances(InstanceIds=ids, aws_retry=True)
-        wait_for_state(self.ec2, self.params, ids, "terminated")
+        on_seats = {a["InstanceId"]: a for a in addresses_where(self.ec2, {"instance-id": [i["InstanceId"] for _, _, i in seats]})}
+        recorded = self.record.ids("addresses")
+        spare = [a for a in (addresses_where(self.ec2, {"allocation-id": recorded}) if recorded else [])
+                 if not a.get("AssociationId") and not a.get("InstanceId")]
+        for number, name, instance in seats:
+            tags = seat_tags(self.params, number, name)
+            address = on_seats.get(instance["InstanceId"])
+            if address is None:
+                self.result["changed"] = True
+                self.result["allocated"].append(name)
+                if self.check:
+                    continue
+                address = spare.pop(0) if spare else self.allocate(tags)
+                self.ec2.associate_address(AllocationId=address["AllocationId"], InstanceId=instance["InstanceId"],
+                                           aws_retry=True)
+            self.converge_address(address, tags)
+        if self.result["allocated"] and not self.check:
+            self.refresh()
+
+    def allocate(self, tags: dict[str, str]) -> dict[str, Any]:
+        address = self.ec2.allocate_address(
+            Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": aws_tags(tags)}], aws_retry=True)
+        self.record.change(add={"addresses": [address["AllocationId"]]})
+        return dict(address, Tags=aws_tags(tags))
+
+    def converge_address(self, address: dict[str, Any], tags: dict[str, str]) -> None:
+        """A seat's address carries the seat's tags and is in the record."""
+        missing = {k: v for k, v in tags.items() if tag_dict(address).get(k) != v}
+        if missing:
+            self.result["changed"] = True
+            if not self.check:
+                self.ec2.create_tags(Resources=[address["AllocationId"]], Tags=aws_tags(missing), aws_retry=True)
+        if self.record.enabled and address["AllocationId"] not in self.record.ids("addresses"):
+            self.result["changed"] = True
+            self.record.change(add={"addresses": [address["AllocationId"]]})
 
     def launch_missing(self) -> None:
         missing = [(n, name) for n, name in enumerate(self.seat_names, 1) if name not in self.by_seat]
@@ -476,7 +770,9 @@ class Fleet:
         self.result["launched"] = [name for _, name in missing]
         if self.check:
             return
-        launched, errors = launch_seats(self.ec2, self.params, missing)
+        on_launch = (lambda instance: self.record.change(add={"instances": [instance["InstanceId"]]})) \
+            if self.record.enabled else None
+        launched, errors = launch_seats(self.ec2, self.params, missing, on_launch)
         self.by_seat.update(launched)
         if errors:
             self.result["launched"] = sorted(launched)
@@ -559,12 +855,14 @@ class Fleet:
                 self.wait_running()
             else:
                 self.wait_launched()
+            if self.params["elastic_ips"]:
+                self.ensure_addresses()
         elif state == "stopped":
             self.stop_running()
         elif state == "rebooted":
             self.reboot_running()
         elif state == "absent":
-            self.terminate(list(self.by_seat.values()) + self.extra)
+            self.terminate(list(self.by_seat.values()) + self.extra, with_recorded_addresses=True)
             if not self.check:
                 self.by_seat = {}
         if not self.check and state in ("stopped", "rebooted"):
@@ -602,16 +900,27 @@ def main() -> None:
         wait_timeout=dict(type="int", default=900),
         wait_delay=dict(type="int", default=5),
         max_parallel_launches=dict(type="int", default=8),
+        record=dict(type="path"),
+        adopt=dict(type="list", elements="str", default=[]),
+        require_adopted=dict(type="bool", default=True),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     if len(set(module.params["seat_names"])) != len(module.params["seat_names"]):
         module.fail_json(msg="seat_names must be unique.")
+    if module.params["adopt"] and not module.params["record"]:
+        module.fail_json(msg="adopt needs record: adopting means adding to the course's record.")
     ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff(retries=10))
-    fleet = Fleet(module, ec2)
+    try:
+        fleet = Fleet(module, ec2)
+    except (rec.RecordError, OSError) as exc:
+        module.fail_json(msg=f"cannot read the course's record: {exc}")
     try:
         result = fleet.run()
     except FleetError as exc:
         module.fail_json(msg=str(exc), **fleet.result)
+    except (rec.RecordError, OSError) as exc:
+        module.fail_json(msg=f"cannot write the course's record: {exc}. Fix the cause (disk full? permissions of "
+                             f"{module.params['record']}?) and run again.", **fleet.result)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         module.fail_json_aws(exc, msg=f"AWS refused a call for course {module.params['course']}")
     module.exit_json(**result)
