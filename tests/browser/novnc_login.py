@@ -3,17 +3,21 @@
 Drives Chromium over the DevTools protocol in real time (a fixed virtual-time budget
 does not wait for noVNC's WebSocket). Usable from tests and against live seats::
 
-    python tests/browser/novnc_login.py https://203.0.113.7/vnc.html PASSWORD --screenshot out.png
+    python tests/browser/novnc_login.py https://203.0.113.7/vnc.html --screenshot out.png
 
-prints a JSON report and exits 0 when noVNC connected and the desktop is not blank.
+reads the VNC password from the first line of stdin (a prompt that does not echo when
+stdin is a terminal), never from the command line or the environment, where `ps` would
+show it. Prints a JSON report and exits 0 when noVNC connected and the desktop is not
+blank, 1 when it did not, and 2 with the reason in the report's status when the check
+could not run (no Chromium, no DevTools endpoint...).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import getpass
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -24,6 +28,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import websocket
 
@@ -174,8 +179,15 @@ def novnc_login(page_url: str, password: str, screenshot: Path | None = None,
         tools = DevTools(_page_websocket(port, deadline))
         try:
             tools.call("Page.enable")
-            tools.call("Page.navigate", url=login_url(page_url, password))
-            _poll(tools, result, deadline)
+            navigation = tools.call("Page.navigate", url=login_url(page_url, password))
+            if navigation.get("errorText"):
+                # Nothing answered (no noVNC there): say so now instead of waiting out the timeout.
+                # Chromium shows no page then, so there is nothing to capture either.
+                result.status = f"vnc.html did not load: {navigation['errorText']}"
+                result.history.append(result.status)
+                screenshot = None
+            else:
+                _poll(tools, result, deadline)
             if result.rendered and settle:
                 time.sleep(settle)  # let the last updates of the desktop arrive
                 _poll(tools, result, time.monotonic() + 5)
@@ -198,16 +210,34 @@ def novnc_login(page_url: str, password: str, screenshot: Path | None = None,
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def read_password(stream: TextIO) -> str:
+    """The first line of stdin, without its line end; a hidden prompt at a terminal."""
+    if stream.isatty():
+        return getpass.getpass("VNC password: ")
+    return stream.readline().rstrip("\r\n")
+
+
+def report(result: LoginResult) -> str:
+    return json.dumps({**asdict(result), "rendered": result.rendered}, indent=2)
+
+
+def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="https://HOST[:PORT]/vnc.html")
-    parser.add_argument("password", nargs="?", default=os.environ.get("NOVNC_PASSWORD", ""),
-                        help="VNC password (or set NOVNC_PASSWORD)")
     parser.add_argument("--screenshot", type=Path)
     parser.add_argument("--timeout", type=float, default=45.0)
     args = parser.parse_args(argv)
-    result = novnc_login(args.url, args.password, args.screenshot, args.timeout)
-    print(json.dumps({**asdict(result), "rendered": result.rendered}, indent=2))
+    password = read_password(stdin or sys.stdin)
+    try:
+        result = novnc_login(args.url, password, args.screenshot, args.timeout)
+    except (OSError, RuntimeError, websocket.WebSocketException) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        if password:
+            reason = reason.replace(password, "********")
+        failed = LoginResult(url=args.url, status=f"the browser check could not run: {reason}")
+        print(report(failed))
+        return 2
+    print(report(result))
     return 0 if result.rendered else 1
 
 
