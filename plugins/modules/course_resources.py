@@ -145,6 +145,12 @@ notice:
   description: With O(found), a sentence naming the resources left alone (empty when there are none).
   returned: when O(found) is given
   type: str
+unrecorded:
+  description:
+    - With O(found), when the record file does not exist and resources carry the course's tags, why the course refuses
+      to act on them and what to adopt (what O(refuse_unrecorded) fails with); empty otherwise.
+  returned: when O(found) is given
+  type: str
 """
 
 from typing import Any
@@ -161,7 +167,7 @@ def sort_found(params: dict[str, Any], entry: dict[str, Any], exists: bool, path
     split = rec.owned_and_foreign(found, entry.get(params["list_key"], []), adopt, claimable)
     where = params["where"] or f"{params['provider']} {params['scope']}"
     refusal = ""
-    if not exists and split["foreign"] and params["refuse_unrecorded"]:
+    if not exists and split["foreign"]:
         refusal = rec.unrecorded_refusal(params["course"], path, where, params["kind"], split["foreign"])
     notice = rec.foreign_notice(params["course"], path, where, params["kind"], split["foreign"]) if split["foreign"] else ""
     return {**split, "refusal": refusal, "notice": notice}
@@ -198,14 +204,14 @@ def main() -> None:
         if params["found"] is not None:
             entry = (before or {}).get(params["provider"], {}).get(params["scope"], {})
             split = sort_found(params, entry, exists, path)
-            if split["refusal"]:
+            if split["refusal"] and params["refuse_unrecorded"]:
                 module.fail_json(msg=split["refusal"], exists=exists, foreign=split["foreign"])
             new_ids = [i["id"] for i in split["adopted"] + split["claimed"]]
             if new_ids:
                 add.setdefault(params["list_key"], []).extend(new_ids)
             if split["claimed"]:
                 remove.setdefault(params["claim_key"], []).extend(i["name"] for i in split["claimed"])
-            result.update(owned=split["owned"], foreign=split["foreign"], notice=split["notice"],
+            result.update(owned=split["owned"], foreign=split["foreign"], notice=split["notice"], unrecorded=split["refusal"],
                           adopted=[i["id"] for i in split["adopted"]], claimed=[i["id"] for i in split["claimed"]])
         if add or remove or params["set"]:
             record, changed = rec.update_record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import re
@@ -20,8 +21,8 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def ec2() -> Any:
-    return boto3.client("ec2", region_name=REGION)
+def ec2(region: str = REGION) -> Any:
+    return boto3.client("ec2", region_name=region)
 
 
 def recap(stdout: str) -> dict[str, int]:
@@ -140,3 +141,42 @@ def ansible_inventory(inventory: str) -> dict[str, Any]:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout, object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
+
+
+SSH_CIDR = "198.51.100.0/24"
+BASE_COURSE: dict[str, Any] = {
+    "description": "AWS provider test course",
+    "provider": "aws",
+    "profile": "scipion-3",
+    "seats": 3,
+    "disk_gb": 40,
+    "tags": {"UserName": "i2pc-training"},
+    "access": {"ssh_cidrs": [SSH_CIDR], "web_cidrs": ["0.0.0.0/0"]},
+    "schedule": {"days": 1, "hours_up_per_day": 8},
+    "aws": {"region": REGION, "instance_type": "g4dn.xlarge"},
+}
+
+
+def course_file(seats: int, **aws: Any) -> dict[str, Any]:
+    course = copy.deepcopy(BASE_COURSE)
+    course["seats"] = seats
+    course["aws"].update(aws)
+    return course
+
+
+class Runs:
+    """Runs playbooks for one course and keeps every output, to check that no password leaks."""
+
+    def __init__(self, run_playbook: Any, args: list[str]) -> None:
+        self.run_playbook = run_playbook
+        self.args = args
+        self.outputs: list[str] = []
+
+    def __call__(self, playbook: str, *extra: str, ok: bool = True) -> tuple[str, dict[str, int]]:
+        result = self.run_playbook(playbook, *self.args, *extra)
+        self.outputs.append(result.stdout)
+        if ok:
+            assert result.returncode == 0, result.stdout[-5000:]
+        else:
+            assert result.returncode != 0, result.stdout[-5000:]
+        return result.stdout, recap(result.stdout)

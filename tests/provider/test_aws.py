@@ -7,14 +7,14 @@ and checks the result through boto3, independently of what the playbooks report.
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
-from typing import Any
 
 from aws_course_helpers import (
-    REGION,
+    SSH_CIDR,
+    Runs,
     ansible_inventory,
+    course_file,
     course_instances,
     ec2,
     failure,
@@ -33,44 +33,6 @@ from aws_course_helpers import (
     tagged_with_course,
     tags,
 )
-
-SSH_CIDR = "198.51.100.0/24"
-BASE_COURSE: dict[str, Any] = {
-    "description": "AWS provider test course",
-    "provider": "aws",
-    "profile": "scipion-3",
-    "seats": 3,
-    "disk_gb": 40,
-    "tags": {"UserName": "i2pc-training"},
-    "access": {"ssh_cidrs": [SSH_CIDR], "web_cidrs": ["0.0.0.0/0"]},
-    "schedule": {"days": 1, "hours_up_per_day": 8},
-    "aws": {"region": REGION, "instance_type": "g4dn.xlarge"},
-}
-
-
-def course_file(seats: int, **aws: Any) -> dict[str, Any]:
-    course = copy.deepcopy(BASE_COURSE)
-    course["seats"] = seats
-    course["aws"].update(aws)
-    return course
-
-
-class Runs:
-    """Runs playbooks for one course and keeps every output, to check that no password leaks."""
-
-    def __init__(self, run_playbook: Any, args: list[str]) -> None:
-        self.run_playbook = run_playbook
-        self.args = args
-        self.outputs: list[str] = []
-
-    def __call__(self, playbook: str, *extra: str, ok: bool = True) -> tuple[str, dict[str, int]]:
-        result = self.run_playbook(playbook, *self.args, *extra)
-        self.outputs.append(result.stdout)
-        if ok:
-            assert result.returncode == 0, result.stdout[-5000:]
-        else:
-            assert result.returncode != 0, result.stdout[-5000:]
-        return result.stdout, recap(result.stdout)
 
 
 def assert_seat_machines(course: str, names: list[str], image_id: str, disk_gb: int, credentials: dict) -> None:
