@@ -388,6 +388,25 @@ def test_provisioning_policy_alone_runs_plan_provision_operator_lifecycle_and_te
     out, _ = account.run("teardown.yml", *args, "-e", f"confirm_teardown={course}", env=provisioner)
     assert "nothing tagged with it is left" in out
 
+    # The image role's cleanup of an interrupted build (its builder, key pair and group) works under the policy too.
+    build_id = "scipion3-20260101000000-dead"
+    name = f"scipion-image-{build_id}"
+    spec = [{"Key": "ManagedBy", "Value": MANAGED_BY}, {"Key": "Purpose", "Value": "image-builder"},
+            {"Key": "BuildId", "Value": build_id}]
+    ec2.create_key_pair(KeyName=name, TagSpecifications=[{"ResourceType": "key-pair", "Tags": spec}])
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    group = ec2.create_security_group(GroupName=name, Description="left", VpcId=vpc, TagSpecifications=[
+        {"ResourceType": "security-group", "Tags": spec}])["GroupId"]
+    builder = ec2.run_instances(ImageId=image_id, InstanceType="m5.xlarge", MinCount=1, MaxCount=1, KeyName=name,
+                                SecurityGroupIds=[group], TagSpecifications=[{"ResourceType": "instance", "Tags": spec}])[
+        "Instances"][0]["InstanceId"]
+    out, _ = account.run("image.yml", "-e", "profile=scipion-3", "-e", "image_operation=cleanup",
+                         "-e", f"image_build_id={build_id}", "-e", f"image_output_dir={tmp_path / 'images'}",
+                         env=provisioner)
+    assert f"Removed: instance {builder}, key-pair {name}, security-group {group}." in out
+    assert state_of(ec2, builder) == "terminated"
+    assert ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])["KeyPairs"] == []
+
 
 def test_operator_refuses_a_course_that_is_not_on_aws(run_playbook) -> None:
     for course, provider, hint in (("demo", "local", "lifecycle.yml on its host"),
