@@ -115,8 +115,14 @@ checks-containers:
 lint: setup
 	yamllint --strict .
 	ansible-lint --offline -q
+	# The playbooks and roles the legacy runner runs, parsed by its own ansible-core.
+	ANSIBLE_INVENTORY_ENABLED=ansible.builtin.yaml \
+	ANSIBLE_COLLECTIONS_PATH="$(CURDIR)/collections:$$(python3 -c 'import ansible_collections, os; print(os.pathsep.join(os.path.dirname(p) for p in ansible_collections.__path__))')" \
+	  $(LEGACY_VENV)/bin/ansible-playbook --syntax-check -e configure_roles_hosts=all \
+	  tests/lint/legacy_roles.yml playbooks/configure_roles.yml playbooks/generalise.yml >/dev/null
+	python3 scripts/check-target-python.py
 	ansible-galaxy collection build --force --output-path output/build >/dev/null
-	echo "lint: yamllint, ansible-lint (production) and the collection build are clean"
+	echo "lint: yamllint, ansible-lint (production), the legacy runner's syntax check, machine-side Python (3.5) and the collection build are clean"
 
 unit: setup
 	pytest -q tests/unit $(PYTEST_ARGS)
