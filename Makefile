@@ -121,8 +121,9 @@ lint: setup
 	  $(LEGACY_VENV)/bin/ansible-playbook --syntax-check -e configure_roles_hosts=all \
 	  tests/lint/legacy_roles.yml playbooks/configure_roles.yml playbooks/generalise.yml >/dev/null
 	python3 scripts/check-target-python.py
+	python3 scripts/lint-iam-policies.py
 	ansible-galaxy collection build --force --output-path output/build >/dev/null
-	echo "lint: yamllint, ansible-lint (production), the legacy runner's syntax check, machine-side Python (3.5) and the collection build are clean"
+	echo "lint: yamllint, ansible-lint (production), the legacy runner's syntax check, machine-side Python (3.5), the IAM policies (parliament) and the collection build are clean"
 
 unit: setup
 	pytest -q tests/unit $(PYTEST_ARGS)
