@@ -53,7 +53,7 @@ $(LEGACY_VENV_STAMP): requirements-legacy.txt
 	test -x $(LEGACY_VENV)/bin/python || python3 -m venv $(LEGACY_VENV)
 	$(LEGACY_VENV)/bin/pip install -q -r requirements-legacy.txt 2>&1 | grep -v '^WARNING: Location' || true
 	$(LEGACY_VENV)/bin/pip check >/dev/null
-	$(LEGACY_VENV)/bin/ansible-playbook --version | head -n1
+	$(LEGACY_VENV)/bin/python -c 'from ansible.release import __version__; print("legacy runner: ansible-core", __version__)'
 	rm -f $(LEGACY_VENV)/.installed-*
 	touch $@
 
