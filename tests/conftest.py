@@ -10,7 +10,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import yaml
@@ -68,11 +68,14 @@ def course_catalogue(tmp_path: Path) -> Callable[[str, dict], list[str]]:
 
 
 @contextmanager
-def moto_process() -> Iterator[str]:
-    """A real moto server on 127.0.0.1 (also used by tests/bench); yields its URL, stops it after."""
+def moto_process(command: list[str] | None = None) -> Iterator[str]:
+    """A real moto server on 127.0.0.1 (also used by tests/bench); yields its URL, stops it after.
+
+    `command` replaces moto_server (a test's own patched server), given the same -H/-p arguments.
+    """
     port = free_port()
     proc = subprocess.Popen(
-        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        [*(command or [str(VENV_BIN / "moto_server")]), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -94,6 +97,12 @@ def moto_process() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def start_moto() -> Callable[..., Any]:
+    """moto_process for a test that needs a moto server of its own."""
+    return moto_process
 
 
 def reset_moto(url: str) -> None:

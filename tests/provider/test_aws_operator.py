@@ -15,12 +15,9 @@ import configparser
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -78,39 +75,6 @@ main(sys.argv[1:])
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def enforcing_moto_process() -> Iterator[str]:
-    """A moto server of this test only (IAM enforcement must not reach a shared one); yields its URL."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", PATCHED_MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the patched moto_server did not start")
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @dataclass
 class Keys:
     access_key_id: str
@@ -166,8 +130,9 @@ def reset_auth(url: str) -> None:
 
 
 @pytest.fixture
-def account() -> Iterator[Account]:
-    with enforcing_moto_process() as url:
+def account(start_moto) -> Iterator[Account]:
+    # A moto server of this test only: IAM enforcement must not reach a shared one.
+    with start_moto([sys.executable, "-c", PATCHED_MOTO_SERVER]) as url:
         bootstrap = boto3.client("iam", region_name=REGION, endpoint_url=url, aws_access_key_id="bootstrap",
                                  aws_secret_access_key="bootstrap")
         bootstrap.create_user(UserName="admin")
