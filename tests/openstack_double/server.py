@@ -11,6 +11,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from .faults import NO_VALID_HOST, UNAVAILABLE_PAGE, Burst, Conflict, ServerFault
 from .state import ApiError, Cloud, new_id, settle_image, stamp
 
 Handler = Callable[["Request"], tuple[int, Any]]
@@ -267,6 +268,10 @@ def server_action(req: Request) -> tuple[int, Any]:
     server = find_server(req)
     (action, body), = req.body.items()
     cloud = req.cloud
+    task_state = cloud.faults.conflict(action)
+    if task_state:
+        raise ApiError(409, f"Cannot '{action.replace('os-', '')}' instance {server['id']} while it is in "
+                            f"task_state {task_state}")
     if action in ("addSecurityGroup", "removeSecurityGroup"):
         group = next((g for g in cloud.security_groups.values() if body["name"] in (g["name"], g["id"])), None)
         if group is None:
@@ -773,6 +778,11 @@ class DoubleHandler(BaseHTTPRequestHandler):
         cloud = self.server.cloud
         with cloud.lock:
             cloud.requests.append((method, self.path))
+            unavailable = cloud.faults.unavailable(method, path)
+        if unavailable:
+            self.reply_unavailable()
+            return
+        with cloud.lock:
             try:
                 body = json.loads(raw) if raw else None
                 handler, params = self.find_route(method, path)
@@ -829,6 +839,17 @@ class DoubleHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+    def reply_unavailable(self) -> None:
+        """503 from the load balancer in front of the API: an HTML page, no OpenStack headers."""
+        data = UNAVAILABLE_PAGE.encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        self.wfile.write(data)
+
+
 def error_body(path: str, err: ApiError) -> dict[str, Any]:
     if path.startswith("/network"):
         return {"NeutronError": {"type": err.kind, "message": err.message, "detail": ""}}
@@ -870,6 +891,41 @@ class OpenStackDouble:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    # ------------------------------------------------------------------ faults (reset() clears them)
+    def nova_unavailable(self, times: int, method: str | None = None, path: str = "/compute") -> None:
+        """The next ``times`` requests of ``method`` (any when None) whose path starts with ``path`` answer 503."""
+        with self.cloud.lock:
+            self.cloud.faults.bursts.append(Burst(times, method, path))
+
+    def server_action_conflict(self, times: int, action: str | None = None,
+                               task_state: str = "powering-off") -> None:
+        """The next ``times`` server actions (only ``action``, e.g. os-start, when given) answer 409 Conflict."""
+        with self.cloud.lock:
+            self.cloud.faults.conflicts.append(Conflict(times, action, task_state))
+
+    def servers_fail(self, times: int, flavor: str | None = None, message: str = NO_VALID_HOST,
+                     code: int = 500) -> None:
+        """The next ``times`` servers created (of ``flavor`` only, when given) go to ERROR with this fault."""
+        with self.cloud.lock:
+            self.cloud.faults.server_faults.append(ServerFault(times, flavor, code, message))
+
+    def instances_quota_full_after(self, servers: int) -> None:
+        """After ``servers`` more servers are created, the instances quota drops to what is then in use.
+
+        As when the site lowers the allocation, or other members' servers take the rest, while a
+        course is being created: its preflight passed, and Nova refuses the next server with 403.
+        """
+        with self.cloud.lock:
+            if servers <= 0:
+                self.cloud.quotas["instances"] = self.cloud.usage()["instances"]
+            else:
+                self.cloud.faults.quota_full_after = servers
+
+    def faults_fired(self) -> list[str]:
+        """What the faults did, in order ("503 POST /compute/v2.1/servers", "409 os-start", ...)."""
+        with self.cloud.lock:
+            return list(self.cloud.faults.fired)
 
     def reset(self) -> Cloud:
         with self.cloud.lock:

@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .faults import Faults
+
 
 class ApiError(Exception):
     """An OpenStack API error: HTTP status plus the message a real service would give."""
@@ -77,6 +79,7 @@ class Cloud:
     security_group_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     floating_ips: dict[str, dict[str, Any]] = field(default_factory=dict)
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faults: Faults = field(default_factory=Faults)
     requests: list[tuple[str, str]] = field(default_factory=list)
     unknown_routes: list[tuple[str, str]] = field(default_factory=list)
 
@@ -336,13 +339,16 @@ class Cloud:
                 "security_group_rule": len(self.security_group_rules)}
 
     def check_server_quota(self, flavor: dict[str, Any]) -> None:
+        """Nova's quota check of one more server, refused with Nova's own message (HTTP 403)."""
         used = self.usage()
         asks = {"instances": 1, "cores": flavor["vcpus"], "ram": flavor["ram"]}
-        over = [k for k, n in asks.items() if used[k] + n > self.quotas[k]]
+        over = sorted(k for k, n in asks.items() if used[k] + n > self.quotas[k])
         if over:
-            detail = ", ".join(f"{k}: requested {asks[k]}, {used[k]} of {self.quotas[k]} already used"
-                               for k in over)
-            raise ApiError(403, f"Quota exceeded for {', '.join(over)}: {detail}", "forbidden")
+            def joined(values: dict[str, int]) -> str:
+                return ", ".join(str(values[k]) for k in over)
+            names = ", ".join(over)
+            raise ApiError(403, f"Quota exceeded for {names}: Requested {joined(asks)}, but already used "
+                                f"{joined(used)} of {joined(self.quotas)} {names}", "forbidden")
 
     def create_server(self, body: dict[str, Any], user_id: str) -> dict[str, Any]:
         name = body.get("name")
@@ -365,6 +371,7 @@ class Cloud:
             groups.append(found[0]["id"])
         networks = self.requested_networks(body.get("networks"))
         self.check_server_quota(self.flavors[flavor_id])
+        fault = self.faults.server_fault(self.flavors[flavor_id]["name"])
         user_data = body.get("user_data")
         server_id = str(uuid.uuid4())
         server = {
@@ -378,15 +385,18 @@ class Cloud:
             "OS-DCF:diskConfig": "MANUAL", "progress": 0, "locked": False, "locked_reason": None,
             "description": body.get("description"), "tags": list(body.get("tags") or []),
             "trusted_image_certificates": None, "os-extended-volumes:volumes_attached": [],
-            "OS-SRV-USG:launched_at": None, "OS-SRV-USG:terminated_at": None, "fault": None,
-            "links": [],
-            "_flavor_id": flavor_id, "_security_groups": groups, "_pending": "ACTIVE",
+            "OS-SRV-USG:launched_at": None, "OS-SRV-USG:terminated_at": None,
+            "fault": {**fault, "created": stamp()} if fault else None, "links": [],
+            "_flavor_id": flavor_id, "_security_groups": groups, "_pending": "ERROR" if fault else "ACTIVE",
             "_user_data": base64.b64decode(user_data).decode() if user_data else None,
             "_actions": ["create"], "_boots": 0,
         }
         self.servers[server_id] = server
-        for network in networks:
+        # A server that found no host never had its network set up: no ports.
+        for network in [] if fault else networks:
             self.create_port(network, device_id=server_id, owner="compute:nova", security_groups=groups)
+        if self.faults.quota_full_now():
+            self.quotas["instances"] = self.usage()["instances"]
         return server
 
     def requested_networks(self, requested: Any) -> list[dict[str, Any]]:
