@@ -3,8 +3,10 @@
 The argument spec of the course role (roles/course/meta/argument_specs.yml, entry
 point ``course_file``) is the single source of field names, types and defaults; these
 filters apply its defaults and add the checks that need code: CIDRs, SSH opened to more
-than a /8 (IPv4) or a /32 (IPv6), region formats, the schedule and its date, seat names
-and the profile. ``course_file_parse`` reads the course file's YAML with dates kept as
+than a /8 (IPv4) or a /32 (IPv6), region formats, the AWS zones, subnets and instance
+types a seat may be launched with, the schedule and its date, seat names and the profile.
+Normalisation adds ``aws.placements`` and ``aws.instance_types``, the ordered choices of
+where and as what each seat is launched. ``course_file_parse`` reads the course file's YAML with dates kept as
 text, so that an impossible date is refused by name instead of failing the YAML parser.
 """
 
@@ -35,6 +37,11 @@ SEAT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 NAME_CHARACTERS_RULE = "only lower-case letters, digits and '-', starting with a letter or digit"
 SEAT_NAME_RULE = f"{NAME_CHARACTERS_RULE}, at most {SEAT_NAME_MAX} characters"
 AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+# An instance type is <family>.<size>: g4dn.xlarge, u-6tb1.metal, c7i-flex.large.
+AWS_INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9][a-z0-9-]*$")
+AWS_SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+# The credentials file keeps the course's edition next to the seats' passwords.
+RESERVED_SEAT_NAMES = ("edition",)
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -152,6 +159,10 @@ def _seat_name_problems(course: dict[str, Any], course_name: str) -> list[str]:
         listed = ", ".join(f"'{name}'" for name in bad)
         problems.append(f"seat_names: {listed} {'is not a valid seat name' if len(bad) == 1 else 'are not valid seat names'}: "
                         f"use {SEAT_NAME_RULE}.")
+    reserved = [name for name in RESERVED_SEAT_NAMES if name in names]
+    if reserved:
+        problems.append(f"seat_names: '{reserved[0]}' is reserved (output/<course>/credentials.yml keeps the course's "
+                        "edition under that name); choose another seat name.")
     return problems
 
 
@@ -175,6 +186,70 @@ def _schedule_problems(schedule: dict[str, Any]) -> list[str]:
     if start is not None:
         problems += _date_problems("schedule.start_date", start)
     return problems
+
+
+def _repeated(values: list[str]) -> list[str]:
+    """Values listed more than once, each named once, in order of first appearance."""
+    return list(dict.fromkeys(value for index, value in enumerate(values) if value in values[:index]))
+
+
+def _unique(values: list[str]) -> list[str]:
+    """The values without repeats, in their order."""
+    return list(dict.fromkeys(values))
+
+
+def _repeat_problems(field: str, values: list[str]) -> list[str]:
+    repeated = _repeated(values)
+    if not repeated:
+        return []
+    return [f"{field} lists {', '.join(repeated)} more than once; list each once, in order of preference."]
+
+
+def _instance_type_problems(section: dict[str, Any]) -> list[str]:
+    """Instance type names written wrong, and repeated fallbacks (a fallback equal to instance_type is just dropped)."""
+    named = [("aws.instance_type", section["instance_type"])]
+    named += [("aws.fallback_instance_types", value) for value in section["fallback_instance_types"]]
+    problems = [
+        f"{field}: '{value}' is not an EC2 instance type name; write it like g4dn.xlarge (family, a dot, the size, "
+        "in lower case)."
+        for field, value in named if not AWS_INSTANCE_TYPE_RE.match(value)
+    ]
+    return problems + _repeat_problems("aws.fallback_instance_types", section["fallback_instance_types"])
+
+
+def _zone_problems(region: str, zones: list[str]) -> list[str]:
+    """Zones that are not names of a zone of the course's region."""
+    zone_re = re.compile(rf"^{re.escape(region)}([a-z]|-[a-z0-9][a-z0-9-]*)$")  # eu-west-1b, us-west-2-lax-1a
+    foreign = [zone for zone in zones if not zone_re.match(zone)]
+    if not foreign or not AWS_REGION_RE.match(region):
+        return []
+    listed = ", ".join(f"'{zone}'" for zone in foreign)
+    return [
+        f"aws.availability_zones: {listed} {'is not a zone' if len(foreign) == 1 else 'are not zones'} of region "
+        f"{region}: a zone's name is the region's name and a letter (like {region}a). Name zones of {region}, or change "
+        "aws.region."
+    ]
+
+
+def _placement_problems(section: dict[str, Any]) -> list[str]:
+    """Zones and subnets: one or the other, each once, the zones of the course's region, subnet ids as AWS writes them."""
+    zones, subnets = section["availability_zones"], section["subnet_ids"]
+    problems = []
+    if section.get("subnet_id") and subnets and section["subnet_id"] != subnets[0]:
+        problems.append("aws: give either subnet_id or subnet_ids, not both (subnet_id is the one-subnet form of subnet_ids).")
+    if zones and subnets:
+        problems.append(
+            "aws: give either availability_zones or subnet_ids (subnet_id), not both: a subnet already fixes its zone. "
+            "List subnets of the zones you want in subnet_ids, or drop the subnets to launch in the zones' default subnets."
+        )
+    bad_ids = [subnet for subnet in subnets if not AWS_SUBNET_ID_RE.match(subnet)]
+    if bad_ids:
+        listed = ", ".join(f"'{subnet}'" for subnet in bad_ids)
+        problems.append(f"aws.subnet_ids (subnet_id): {listed} {'is not a subnet id' if len(bad_ids) == 1 else 'are not subnet ids'}; "
+                        "write them as AWS shows them, like subnet-0123456789abcdef0.")
+    problems += _repeat_problems("aws.availability_zones", zones)
+    problems += _repeat_problems("aws.subnet_ids", subnets)
+    return problems + _zone_problems(section["region"], zones)
 
 
 def _role_variables(roles_dir: str) -> set[str]:
@@ -239,6 +314,8 @@ def course_problems(course: dict[str, Any], course_name: str, profiles: dict[str
             )
         if section.get("image_id") and section.get("image_name"):
             problems.append("aws: give either image_id or image_name, not both.")
+        problems += _instance_type_problems(section)
+        problems += _placement_problems(section)
 
     profile = profiles.get(course["profile"])
     if profile is None:
@@ -276,7 +353,36 @@ def course_normalise(course: dict[str, Any], course_name: str, spec: dict[str, A
     if schedule.get("hours_existing") is None:
         schedule["hours_existing"] = float(schedule["days"] * 24)
     normalised.update(name=course_name, name_prefix=prefix, seat_names=names, schedule=schedule)
+    if isinstance(normalised.get("aws"), dict):
+        normalised["aws"] = _aws_choices(normalised["aws"])
     return normalised
+
+
+def _aws_choices(section: dict[str, Any]) -> dict[str, Any]:
+    """Where and as what a seat may be launched, in order of preference: ``placements`` and ``instance_types``.
+
+    ``subnet_id`` counts as a one-subnet ``subnet_ids`` and stays the first subnet (its VPC is the course's).
+    Subnets win over zones here; course_problems refuses a course that gives both.
+    """
+    aws = dict(section)
+    subnets = _unique(aws.get("subnet_ids") or ([aws["subnet_id"]] if aws.get("subnet_id") else []))
+    zones = _unique(aws.get("availability_zones") or [])
+    if subnets:
+        placements = [{"subnet_id": subnet, "availability_zone": ""} for subnet in subnets]
+    elif zones:
+        placements = [{"subnet_id": "", "availability_zone": zone} for zone in zones]
+    else:
+        placements = [{"subnet_id": "", "availability_zone": ""}]
+    fallbacks = list(aws.get("fallback_instance_types") or [])
+    aws.update(
+        subnet_id=aws.get("subnet_id") or (subnets[0] if subnets else None),
+        subnet_ids=list(aws.get("subnet_ids") or subnets),
+        availability_zones=list(aws.get("availability_zones") or []),
+        fallback_instance_types=fallbacks,
+        placements=placements,
+        instance_types=_unique([aws["instance_type"], *fallbacks]),
+    )
+    return aws
 
 
 class FilterModule:

@@ -268,6 +268,52 @@ REFUSED = {
         f"name_prefix '{'p' * 61}' is too long: its seat names ({'p' * 61}-02) would have 64 characters, "
         "more than 63; shorten it to at most 60 characters.",
     ]),
+    "seat_named_edition": (course(seat_names=["edition", "ok-2"]), [
+        "seat_names: 'edition' is reserved (output/<course>/credentials.yml keeps the course's edition under that "
+        "name); choose another seat name.",
+    ]),
+    "zones_and_subnets": (course(aws__availability_zones=["eu-west-1a"], aws__subnet_ids=["subnet-0123456789abcdef0"]), [
+        "aws: give either availability_zones or subnet_ids (subnet_id), not both: a subnet already fixes its zone. "
+        "List subnets of the zones you want in subnet_ids, or drop the subnets to launch in the zones' default subnets.",
+    ]),
+    "zones_and_the_single_subnet": (course(aws__availability_zones=["eu-west-1a"], aws__subnet_id="subnet-12345678"), [
+        "aws: give either availability_zones or subnet_ids (subnet_id), not both: a subnet already fixes its zone. "
+        "List subnets of the zones you want in subnet_ids, or drop the subnets to launch in the zones' default subnets.",
+    ]),
+    "subnet_id_and_other_subnet_ids": (course(aws__subnet_id="subnet-12345678",
+                                              aws__subnet_ids=["subnet-87654321", "subnet-12345678"]), [
+        "aws: give either subnet_id or subnet_ids, not both (subnet_id is the one-subnet form of subnet_ids).",
+    ]),
+    "zone_of_another_region": (course(aws__availability_zones=["eu-west-1b", "us-east-1a", "eu-west-10a", "euw1-az1"]), [
+        "aws.availability_zones: 'us-east-1a', 'eu-west-10a', 'euw1-az1' are not zones of region eu-west-1: a zone's "
+        "name is the region's name and a letter (like eu-west-1a). Name zones of eu-west-1, or change aws.region.",
+    ]),
+    "zone_named_as_the_region": (course(aws__availability_zones=["eu-west-1"]), [
+        "aws.availability_zones: 'eu-west-1' is not a zone of region eu-west-1: a zone's name is the region's name "
+        "and a letter (like eu-west-1a). Name zones of eu-west-1, or change aws.region.",
+    ]),
+    "zone_twice": (course(aws__availability_zones=["eu-west-1a", "eu-west-1b", "eu-west-1a"]), [
+        "aws.availability_zones lists eu-west-1a more than once; list each once, in order of preference.",
+    ]),
+    "subnet_twice": (course(aws__subnet_ids=["subnet-12345678", "subnet-12345678"]), [
+        "aws.subnet_ids lists subnet-12345678 more than once; list each once, in order of preference.",
+    ]),
+    "subnet_not_an_id": (course(aws__subnet_ids=["subnet-12345678", "my-subnet"]), [
+        "aws.subnet_ids (subnet_id): 'my-subnet' is not a subnet id; write them as AWS shows them, "
+        "like subnet-0123456789abcdef0.",
+    ]),
+    "fallback_type_twice": (course(aws__fallback_instance_types=["g5.xlarge", "g6.xlarge", "g5.xlarge"]), [
+        "aws.fallback_instance_types lists g5.xlarge more than once; list each once, in order of preference.",
+    ]),
+    "instance_type_names": (course(aws__instance_type="G4dn.xlarge",
+                                   aws__fallback_instance_types=["g5-xlarge", "g6.xlarge ", "g5.xlarge"]), [
+        "aws.instance_type: 'G4dn.xlarge' is not an EC2 instance type name; write it like g4dn.xlarge (family, a dot, "
+        "the size, in lower case).",
+        "aws.fallback_instance_types: 'g5-xlarge' is not an EC2 instance type name; write it like g4dn.xlarge (family, "
+        "a dot, the size, in lower case).",
+        "aws.fallback_instance_types: 'g6.xlarge ' is not an EC2 instance type name; write it like g4dn.xlarge (family, "
+        "a dot, the size, in lower case).",
+    ]),
 }
 
 
@@ -287,12 +333,64 @@ ACCEPTED = {
     "plain_seat_names": course(seat_names=["alice", "bob-2"]),
     "longest_seat_name": course(seat_names=["s" * 63, "t" * 63]),
     "longest_name_prefix": course(name_prefix="p" * 60),
+    "zones_of_the_region": course(aws__availability_zones=["eu-west-1c", "eu-west-1a", "eu-west-1-lhr-1a"]),
+    "subnets": course(aws__subnet_ids=["subnet-0123456789abcdef0", "subnet-12345678"]),
+    "subnet_id_first_of_subnet_ids": course(aws__subnet_id="subnet-12345678",
+                                            aws__subnet_ids=["subnet-12345678", "subnet-87654321"]),
+    "fallback_equal_to_the_main_type": course(aws__fallback_instance_types=["g4dn.xlarge", "g5.xlarge"]),
+    "unusual_type_names": course(aws__instance_type="u-6tb1.metal",
+                                 aws__fallback_instance_types=["c7i-flex.large", "r8g.metal-24xl"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(ACCEPTED))
 def test_within_the_rules_passes(case: str) -> None:
     assert problems(ACCEPTED[case]) == []
+
+
+def aws_choices(**changes) -> dict:
+    """placements and instance_types of the normalised course GOOD with changes."""
+    aws = course_filters.course_normalise(course(**changes), "unit", SCHEMA)["aws"]
+    return {"placements": aws["placements"], "instance_types": aws["instance_types"]}
+
+
+NO_PLACE = {"subnet_id": "", "availability_zone": ""}
+
+CHOICES = {
+    "none_given_the_region_picks": ({}, {"placements": [NO_PLACE], "instance_types": ["g4dn.xlarge"]}),
+    "the_single_subnet": ({"aws__subnet_id": "subnet-12345678"}, {
+        "placements": [{"subnet_id": "subnet-12345678", "availability_zone": ""}], "instance_types": ["g4dn.xlarge"]}),
+    "subnets_in_order": ({"aws__subnet_ids": ["subnet-87654321", "subnet-12345678"]}, {
+        "placements": [{"subnet_id": "subnet-87654321", "availability_zone": ""},
+                       {"subnet_id": "subnet-12345678", "availability_zone": ""}],
+        "instance_types": ["g4dn.xlarge"]}),
+    "zones_in_order": ({"aws__availability_zones": ["eu-west-1c", "eu-west-1a"]}, {
+        "placements": [{"subnet_id": "", "availability_zone": "eu-west-1c"},
+                       {"subnet_id": "", "availability_zone": "eu-west-1a"}],
+        "instance_types": ["g4dn.xlarge"]}),
+    "fallbacks_after_the_main_type_which_is_not_repeated": (
+        {"aws__fallback_instance_types": ["g5.xlarge", "g4dn.xlarge", "g6.xlarge"]},
+        {"placements": [NO_PLACE], "instance_types": ["g4dn.xlarge", "g5.xlarge", "g6.xlarge"]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHOICES))
+def test_aws_choices_are_normalised_in_order_of_preference(case: str) -> None:
+    changes, expected = CHOICES[case]
+    assert aws_choices(**changes) == expected
+
+
+def test_subnet_ids_keep_their_first_subnet_as_subnet_id() -> None:
+    """The course's VPC is the first subnet's: subnet_id names it whichever way the subnets were given."""
+    normalised = course_filters.course_normalise(course(aws__subnet_ids=["subnet-87654321", "subnet-12345678"]),
+                                                 "unit", SCHEMA)["aws"]
+    assert normalised["subnet_id"] == "subnet-87654321"
+    assert normalised["subnet_ids"] == ["subnet-87654321", "subnet-12345678"]
+
+
+def test_a_course_of_another_provider_gets_no_aws_section() -> None:
+    local = course(provider="local", aws=None, profile="scipion-3", disk_gb=40)
+    assert course_filters.course_normalise(local, "unit", SCHEMA)["aws"] is None
 
 
 def test_shipped_course_files_pass_the_checks() -> None:
