@@ -23,6 +23,26 @@ description:
   - Without O(record) every instance carrying both tags is the course's.
   - Each seat is one instance, identified by its C(Name) tag (the seat name). Missing seats are launched, one
     RunInstances call per seat because each seat carries its own user data, in parallel.
+  - Each launch carries a C(ClientToken) derived from O(course), O(edition), the seat name, the instance type and the
+    placement, so a retried call (after a throttled or failed request, or a re-run after the controller died) cannot
+    launch a second machine for the seat (AWS answers with the machine the token already launched). When that
+    machine has been terminated (the seat was removed and added again in one edition), the next token generation
+    (the same digest with a C(-1) ... C(-4) suffix) is used; after 5 generations the seat is reported in
+    RV(shortfall).
+  - Launch choices are tried in order for every missing seat - every placement of O(instance_types[0]), then every
+    placement of the next type, so seats stay in the first (cheapest) type as long as any placement has room. A
+    choice answered with C(InsufficientInstanceCapacity), C(InsufficientCapacity) or C(Unsupported) is skipped by
+    the later seats of the run; C(InstanceLimitExceeded) or C(VcpuLimitExceeded) (an account quota) skips the type in
+    every placement. Any other error stops the seat's fallback. A seat no choice could launch is listed in
+    RV(shortfall) with each choice tried and its error code, and what to add to the course file.
+  - A launched machine that goes to C(shutting-down) or C(terminated) while starting is reported in RV(shortfall)
+    at once with its state reason, and the wait goes on for the others.
+  - Every call is retried with jittered backoff (at most 10 tries, at most 60 s apart) when AWS throttles
+    (C(RequestLimitExceeded), C(Throttling), C(ThrottlingException)) or fails on its side (C(InternalError),
+    C(ServiceUnavailable), C(Unavailable)); paginated reads are retried as a whole. A machine not yet visible just
+    after its launch (C(InvalidInstanceID.NotFound)) is looked up again the same way.
+  - Seats that could not be launched do not stop the run - the launched seats are tagged, waited for and returned -
+    but with O(fail_on_shortfall=true) the module then fails, naming each missing seat and its reason.
   - Launched instances require IMDSv2 (C(HttpTokens=required)), have an encrypted gp3 root volume of O(disk_gb)
     on the image's root device, stop (never terminate) when shut down from inside, and carry the tags C(Name),
     C(Course), C(ManagedBy), C(Seat) and O(tags) on the instance and its volumes.
@@ -65,8 +85,46 @@ options:
     description: AMI to launch missing seats from. Required when a seat has to be launched.
     type: str
   instance_type:
-    description: Instance type of launched seats. Required when a seat has to be launched.
+    description:
+      - Instance type of launched seats, when O(instance_types) is empty. One of them is required when a seat has
+        to be launched.
     type: str
+  instance_types:
+    description:
+      - Instance types to launch seats with, in order of preference (the first is tried in every placement before
+        the next). Empty means O(instance_type).
+    type: list
+    elements: str
+    default: []
+  placements:
+    description:
+      - Where to launch seats, in order of preference, tried for each type of O(instance_types). Each item has a
+        C(subnet_id) or an C(availability_zone) (a subnet fixes its zone, so C(availability_zone) is ignored when
+        C(subnet_id) is set); an item with neither lets the region pick.
+      - Empty means one placement, O(subnet_id) (or the region's choice without it). When set, O(subnet_id) is ignored.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      subnet_id:
+        description: Subnet to launch in.
+        type: str
+      availability_zone:
+        description: Availability zone to launch in (in the region's default VPC).
+        type: str
+  edition:
+    description:
+      - The course's edition (made with its passwords). Part of each seat's launch C(ClientToken), so a later edition
+        of the course launches with fresh tokens.
+    type: str
+    default: ''
+  fail_on_shortfall:
+    description:
+      - Fail when some seats could not be launched (RV(shortfall) is not empty), after waiting for the launched ones.
+      - V(false) returns normally with RV(shortfall) filled, so that the caller can record what exists (the access
+        sheet) before it fails.
+    type: bool
+    default: true
   key_name:
     description: Key pair of launched seats.
     type: str
@@ -76,10 +134,10 @@ options:
     elements: str
     default: []
   subnet_id:
-    description: Subnet to launch in. Without it the region's default VPC picks one.
+    description: Subnet to launch in, when O(placements) is empty. Without it the region's default VPC picks one.
     type: str
   assign_public_ip:
-    description: With O(subnet_id), give launched seats a public IPv4 address.
+    description: In a subnet (O(subnet_id) or a placement's C(subnet_id)), give launched seats a public IPv4 address.
     type: bool
     default: true
   disk_gb:
@@ -206,8 +264,27 @@ seats:
     private_ip: {description: Private IPv4 address, or null., type: str, sample: 172.31.0.10}
     url: {description: "Desktop URL C(https://<public ip>/vnc.html); empty without a public address.", type: str}
     provider: {description: Always C(aws)., type: str, sample: aws}
+    instance_type: {description: Instance type of the machine (empty when check mode would launch it)., type: str, sample: g4dn.xlarge}
+    availability_zone: {description: Availability zone of the machine; empty when unknown., type: str, sample: eu-west-1b}
+    subnet_id: {description: Subnet of the machine; empty when unknown., type: str, sample: subnet-0123456789abcdef0}
+shortfall:
+  description:
+    - Seats that could not be launched by this run (every choice failed, or the machine died while starting), in
+      seat order; empty when every seat exists. They are also in RV(missing).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Seat name., type: str, sample: madrid-training-02}
+    reason:
+      description: One line; each choice tried and the AWS error code it got, or the state reason of a machine that died.
+      type: str
+      sample: "tried g4dn.xlarge in eu-west-1a (InsufficientInstanceCapacity), g4dn.xlarge in eu-west-1b (InsufficientInstanceCapacity)"
+    hint:
+      description: What to change (in the course file) or do so that the seat can be launched.
+      type: str
 launched:
-  description: Seat names launched by this run.
+  description: Seat names launched by this run (a launched machine that died while starting stays listed).
   returned: always
   type: list
   elements: str
@@ -232,7 +309,7 @@ terminated:
   type: list
   elements: str
 missing:
-  description: Seat names without an instance after this run.
+  description: Seat names without an instance after this run (those of RV(shortfall) included).
   returned: always
   type: list
   elements: str
@@ -291,10 +368,11 @@ elastic_ips:
     fits: {description: Whether the needed addresses fit under the limit., type: bool}
 """
 
-import base64
+import hashlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable
 
 try:
@@ -310,6 +388,20 @@ MANAGED_BY = "scipion_cloud"
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 SHRINK_HINT = ("run again with -e course_aws_allow_shrink=true (the course_aws role's variable; this module's option "
                "allow_shrink); to keep them, raise seats (or list them in seat_names) in the course file")
+DEAD_STATES = ("shutting-down", "terminated")
+# Launch errors after which the seat tries its next choice: the (type, placement) pair has no room now...
+CAPACITY_CODES = frozenset({"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported"})
+# ... or the account's quota for the type is used up (in every placement).
+QUOTA_CODES = frozenset({"InstanceLimitExceeded", "VcpuLimitExceeded"})
+TOKEN_TERMINATED = "IdempotentInstanceTerminated"
+TOKEN_MISMATCH = "IdempotentParameterMismatch"
+TOKEN_GENERATIONS = 5
+NOT_FOUND = "InvalidInstanceID.NotFound"
+# AWSRetry already retries RequestLimitExceeded, Throttling, InternalError, InternalFailure, ServiceUnavailable,
+# Unavailable and TooManyRequestsException.
+THROTTLING_CODES = ["ThrottlingException"]
+RETRY = {"retries": 10, "delay": 3, "max_delay": 60}
+RUN_AGAIN = "run again: only the missing seats are launched"
 
 
 class FleetError(Exception):
@@ -320,6 +412,18 @@ def tag_dict(instance: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
 
 
+def retry_decorator(extra_codes: list[str] | None = None) -> Callable:
+    """Jittered backoff on throttling and AWS-side errors (and extra_codes), bounded by RETRY."""
+    return AWSRetry.jittered_backoff(**RETRY, catch_extra_error_codes=THROTTLING_CODES + (extra_codes or []))
+
+
+def described_instances(ec2: Any, extra_codes: list[str] | None = None, **query: Any) -> list[dict[str, Any]]:
+    """Every instance of a paginated DescribeInstances, the whole read retried (paginators bypass the client's retry)."""
+    paginator = ec2.get_paginator("describe_instances")
+    pages = retry_decorator(extra_codes)(lambda: list(paginator.paginate(**query)))()
+    return [instance for page in pages for reservation in page["Reservations"] for instance in reservation["Instances"]]
+
+
 def describe_course_instances(ec2: Any, course: str) -> list[dict[str, Any]]:
     """Every live instance tagged with the course and ManagedBy, oldest first."""
     filters = [
@@ -327,11 +431,7 @@ def describe_course_instances(ec2: Any, course: str) -> list[dict[str, Any]]:
         {"Name": "tag:ManagedBy", "Values": [MANAGED_BY]},
         {"Name": "instance-state-name", "Values": LIVE_STATES},
     ]
-    instances = []
-    paginator = ec2.get_paginator("describe_instances")
-    for page in paginator.paginate(Filters=filters):
-        for reservation in page["Reservations"]:
-            instances.extend(reservation["Instances"])
+    instances = described_instances(ec2, Filters=filters)
     return sorted(instances, key=lambda i: (i.get("LaunchTime") or 0, i["InstanceId"]))
 
 
@@ -357,7 +457,8 @@ def seat_record(number: int, name: str, instance: dict[str, Any] | None) -> dict
     """The normalised seat of the provider contract."""
     if instance is None:
         return {"seat": number, "name": name, "id": "", "state": "pending", "public_ip": None,
-                "private_ip": None, "url": "", "provider": "aws"}
+                "private_ip": None, "url": "", "provider": "aws", "instance_type": "", "availability_zone": "",
+                "subnet_id": ""}
     public_ip = instance.get("PublicIpAddress")
     return {
         "seat": number,
@@ -368,6 +469,9 @@ def seat_record(number: int, name: str, instance: dict[str, Any] | None) -> dict
         "private_ip": instance.get("PrivateIpAddress"),
         "url": f"https://{public_ip}/vnc.html" if public_ip else "",
         "provider": "aws",
+        "instance_type": instance.get("InstanceType") or "",
+        "availability_zone": (instance.get("Placement") or {}).get("AvailabilityZone") or "",
+        "subnet_id": instance.get("SubnetId") or "",
     }
 
 
@@ -403,12 +507,44 @@ def aws_tags(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
 
-def launch_request(params: dict[str, Any], seat_number: int, name: str, root_device: str) -> dict[str, Any]:
-    """The RunInstances arguments of one seat."""
+@dataclass(frozen=True)
+class Choice:
+    """One way to launch a seat: an instance type in a placement (a subnet, a zone, or the region's pick)."""
+
+    instance_type: str
+    subnet_id: str = ""
+    availability_zone: str = ""
+
+    def label(self) -> str:
+        where = self.subnet_id or self.availability_zone or "the region's default subnet"
+        return f"{self.instance_type} in {where}"
+
+
+def launch_choices(params: dict[str, Any]) -> list[Choice]:
+    """Every placement of the first instance type, then every placement of the next one, and so on."""
+    types = list(dict.fromkeys(t for t in (params.get("instance_types") or [params.get("instance_type")]) if t))
+    placements = params.get("placements") or [{"subnet_id": params.get("subnet_id")}]
+    wheres = list(dict.fromkeys(
+        (p.get("subnet_id") or "", "" if p.get("subnet_id") else p.get("availability_zone") or "") for p in placements))
+    return [Choice(t, subnet, zone) for t in types for subnet, zone in wheres]
+
+
+def client_token(params: dict[str, Any], name: str, choice: Choice, generation: int = 0) -> str:
+    """The seat's RunInstances idempotency token (48 hex digits, then -<generation> after the first)."""
+    identity = "\n".join([params["course"], params.get("edition") or "", name, choice.instance_type, choice.subnet_id,
+                          choice.availability_zone])
+    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:48]
+    return digest if generation == 0 else f"{digest}-{generation}"
+
+
+def launch_request(params: dict[str, Any], seat_number: int, name: str, root_device: str,
+                   choice: Choice | None = None) -> dict[str, Any]:
+    """The RunInstances arguments of one seat (without its ClientToken)."""
+    choice = choice or launch_choices(params)[0]
     tag_list = aws_tags(seat_tags(params, seat_number, name))
     request: dict[str, Any] = {
         "ImageId": params["image_id"],
-        "InstanceType": params["instance_type"],
+        "InstanceType": choice.instance_type,
         "MinCount": 1,
         "MaxCount": 1,
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
@@ -425,81 +561,236 @@ def launch_request(params: dict[str, Any], seat_number: int, name: str, root_dev
     if params["key_name"]:
         request["KeyName"] = params["key_name"]
     groups = [g for g in params["security_group_ids"] if g]
-    if params["subnet_id"]:
-        interface: dict[str, Any] = {"DeviceIndex": 0, "SubnetId": params["subnet_id"],
+    if choice.subnet_id:
+        interface: dict[str, Any] = {"DeviceIndex": 0, "SubnetId": choice.subnet_id,
                                      "AssociatePublicIpAddress": params["assign_public_ip"]}
         if groups:
             interface["Groups"] = groups
         request["NetworkInterfaces"] = [interface]
     elif groups:
         request["SecurityGroupIds"] = groups
+    if choice.availability_zone and not choice.subnet_id:
+        request["Placement"] = {"AvailabilityZone": choice.availability_zone}
     user_data = params["user_data"].get(name)
     if user_data:
         request["UserData"] = user_data
     return request
 
 
-def launch_seats(ec2: Any, params: dict[str, Any], seats: list[tuple[int, str]],
-                 on_launch: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, dict], list[str]]:
-    """Launch one instance per seat in parallel; returns launched instances and error messages.
+def error_message(exc: Exception) -> str:
+    message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
+    return message or str(exc)
 
-    on_launch is called with each instance as soon as its RunInstances returns (to record it)."""
-    missing_settings = [k for k in ("image_id", "instance_type") if not params[k]]
+
+def capacity_hint(params: dict[str, Any]) -> str:
+    """What the course file can add when the choices ran out of capacity (placements of the kind already in use)."""
+    placements = params.get("placements") or [{"subnet_id": params.get("subnet_id")}]
+    if any(p.get("subnet_id") for p in placements):
+        where = "subnets (aws.subnet_ids)"
+    elif any(p.get("availability_zone") for p in placements):
+        where = "availability zones (aws.availability_zones)"
+    else:
+        where = "availability zones (aws.availability_zones) or subnets (aws.subnet_ids)"
+    return f"add {where} or fallback instance types (aws.fallback_instance_types) to the course file, or run again later"
+
+
+def quota_hint(types: list[str]) -> str:
+    return (f"ask AWS for a higher EC2 quota for {', '.join(types)} (Service Quotas: the family's 'Running On-Demand "
+            "instances' vCPUs) in the course's region, or add fallback instance types of another family "
+            "(aws.fallback_instance_types) to the course file")
+
+
+def token_mismatch_hint(params: dict[str, Any]) -> str:
+    return ("an earlier launch of this seat in this edition (same ClientToken) used other settings (image, disk, key "
+            "pair, groups, tags or user data); if that machine still exists it is among the machines left alone: adopt "
+            f"it (-e course_adopt=<id>) or terminate it, then {RUN_AGAIN}")
+
+
+def token_exhausted_hint(params: dict[str, Any]) -> str:
+    return (f"the seat was launched and terminated {TOKEN_GENERATIONS} times in edition '{params.get('edition') or ''}' "
+            "of the course; launch tokens depend on the course's edition (output/<course>/credentials.yml), so a new "
+            "edition launches with fresh tokens")
+
+
+class LaunchPlan:
+    """The ordered launch choices of a run and what the run learnt about them (shared by the parallel launches)."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.choices = launch_choices(params)
+        self.lock = threading.Lock()
+        self.out_of_capacity: dict[Choice, str] = {}
+        self.over_quota: dict[str, str] = {}
+
+    def known_failure(self, choice: Choice) -> str:
+        """The error code an earlier seat got for this choice (or its type's quota), or ''."""
+        with self.lock:
+            return self.over_quota.get(choice.instance_type) or self.out_of_capacity.get(choice, "")
+
+    def learn(self, choice: Choice, code: str) -> None:
+        with self.lock:
+            if code in QUOTA_CODES:
+                self.over_quota[choice.instance_type] = code
+            elif code in CAPACITY_CODES:
+                self.out_of_capacity[choice] = code
+
+
+@dataclass
+class Attempt:
+    """One choice tried for a seat: the instance it launched, or the error code (and message) it got."""
+
+    choice: Choice
+    instance: dict[str, Any] | None = None
+    code: str = ""
+    message: str = ""
+    earlier: bool = False
+
+    def describe(self) -> str:
+        if self.earlier:
+            return f"{self.choice.label()} ({self.code}, met earlier in this run)"
+        if self.code in CAPACITY_CODES or self.code in QUOTA_CODES:
+            return f"{self.choice.label()} ({self.code})"
+        return f"{self.choice.label()} ({self.code}: {self.message})"
+
+
+def run_instance(ec2: Any, params: dict[str, Any], request: dict[str, Any], name: str, choice: Choice) -> Attempt:
+    """RunInstances with the seat's ClientToken; a token whose machine was terminated gives way to the next one."""
+    for generation in range(TOKEN_GENERATIONS):
+        token = client_token(params, name, choice, generation)
+        try:
+            response = ec2.run_instances(**request, ClientToken=token, aws_retry=True)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) == TOKEN_TERMINATED:
+                continue
+            return Attempt(choice, code=error_code(exc), message=error_message(exc))
+        except botocore.exceptions.BotoCoreError as exc:
+            return Attempt(choice, code=type(exc).__name__, message=str(exc))
+        return Attempt(choice, instance=response["Instances"][0])
+    return Attempt(choice, code=TOKEN_TERMINATED,
+                   message=f"the machines of all {TOKEN_GENERATIONS} launch tokens of the seat were terminated")
+
+
+def launch_seat(ec2: Any, plan: LaunchPlan, root_device: str, number: int, name: str) -> tuple[dict | None, dict | None]:
+    """Try the choices in order; returns the instance, or the seat's shortfall entry."""
+    attempts: list[Attempt] = []
+    for choice in plan.choices:
+        known = plan.known_failure(choice)
+        if known:
+            attempts.append(Attempt(choice, code=known, earlier=True))
+            continue
+        attempt = run_instance(ec2, plan.params, launch_request(plan.params, number, name, root_device, choice), name, choice)
+        if attempt.instance is not None:
+            return attempt.instance, None
+        attempts.append(attempt)
+        plan.learn(choice, attempt.code)
+        if attempt.code not in CAPACITY_CODES and attempt.code not in QUOTA_CODES:
+            break
+    return None, launch_shortfall(plan.params, name, attempts)
+
+
+def launch_shortfall(params: dict[str, Any], name: str, attempts: list[Attempt]) -> dict[str, str]:
+    """The seat's shortfall entry: each choice tried with its error code, and the hints that apply."""
+    codes = {a.code for a in attempts}
+    hints = []
+    if codes & CAPACITY_CODES:
+        hints.append(capacity_hint(params))
+    if codes & QUOTA_CODES:
+        hints.append(quota_hint(list(dict.fromkeys(a.choice.instance_type for a in attempts if a.code in QUOTA_CODES))))
+    if TOKEN_MISMATCH in codes:
+        hints.append(token_mismatch_hint(params))
+    if TOKEN_TERMINATED in codes:
+        hints.append(token_exhausted_hint(params))
+    if codes - CAPACITY_CODES - QUOTA_CODES - {TOKEN_MISMATCH, TOKEN_TERMINATED}:
+        hints.append(f"fix the cause, then {RUN_AGAIN}")
+    return {"name": name, "reason": "tried " + ", ".join(a.describe() for a in attempts), "hint": "; ".join(hints)}
+
+
+def dead_seat_shortfall(params: dict[str, Any], name: str, instance: dict[str, Any]) -> dict[str, str]:
+    """The shortfall entry of a seat whose machine went shutting-down or terminated while it was waited for."""
+    reason = instance.get("StateReason") or {}
+    where = Choice(instance.get("InstanceType") or "?", instance.get("SubnetId") or "",
+                   (instance.get("Placement") or {}).get("AvailabilityZone") or "").label()
+    message = reason.get("Message") or reason.get("Code") or "no reason given"
+    hint = (capacity_hint(params) if "Capacity" in (reason.get("Code") or message)
+            else f"check the state reason, then {RUN_AGAIN}")
+    return {"name": name, "reason": f"{instance['InstanceId']} ({where}) went {instance_state(instance)} while starting: "
+                                    f"{message}", "hint": hint}
+
+
+def launch_seats(ec2: Any, params: dict[str, Any], seats: list[tuple[int, str]],
+                 on_launch: Callable[[dict[str, Any]], None] | None = None
+                 ) -> tuple[dict[str, dict], list[dict[str, str]], list[str]]:
+    """Launch one instance per seat in parallel, each trying the launch choices in order.
+
+    Returns the launched instances by seat name, the shortfall entries of the seats no choice could launch, and
+    errors of launched instances that could not be recorded. on_launch is called with each instance as soon as its
+    RunInstances returns (to record it)."""
+    missing_settings = [k for k, v in (("image_id", params["image_id"]), ("instance_type", launch_choices(params))) if not v]
     if missing_settings:
         raise FleetError(f"seats {', '.join(n for _, n in seats)} must be launched but {' and '.join(missing_settings)} "
                          "is not set.")
     root_device = root_device_name(ec2, params["image_id"])
+    plan = LaunchPlan(params)
 
-    def launch(seat: tuple[int, str]) -> tuple[str, dict[str, Any] | None, str]:
+    def launch(seat: tuple[int, str]) -> tuple[str, dict[str, Any] | None, dict[str, str] | None, str]:
         number, name = seat
-        try:
-            response = ec2.run_instances(**launch_request(params, number, name, root_device), aws_retry=True)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            return name, None, f"{name}: {exc}"
-        instance = response["Instances"][0]
+        instance, shortfall = launch_seat(ec2, plan, root_device, number, name)
+        if instance is None:
+            return name, None, shortfall, ""
         try:
             if on_launch is not None:
                 on_launch(instance)
         except (rec.RecordError, OSError) as exc:
-            return name, instance, (f"{name}: launched as {instance['InstanceId']} but not recorded ({exc}); once the "
-                                    f"record can be written, adopt it with -e course_adopt={instance['InstanceId']}")
-        return name, instance, ""
+            return name, instance, None, (f"{name}: launched as {instance['InstanceId']} but not recorded ({exc}); once "
+                                          f"the record can be written, adopt it with -e course_adopt={instance['InstanceId']}")
+        return name, instance, None, ""
 
     launched: dict[str, dict[str, Any]] = {}
-    errors: list[str] = []
+    shortfall: list[dict[str, str]] = []
+    unrecorded: list[str] = []
     workers = max(1, min(params["max_parallel_launches"], len(seats)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for name, instance, error in pool.map(launch, seats):
+        for name, instance, missing, error in pool.map(launch, seats):
             if instance is not None:
                 launched[name] = instance
+            if missing:
+                shortfall.append(missing)
             if error:
-                errors.append(error)
-    return launched, errors
+                unrecorded.append(error)
+    return launched, shortfall, unrecorded
+
+
+def settled(instance: dict[str, Any], wanted: str) -> bool:
+    """Whether the wait for this instance is over: it is in the wanted state, or dead (unless dead is wanted)."""
+    state = instance_state(instance)
+    return state == wanted or (wanted != "terminated" and state in DEAD_STATES)
 
 
 def wait_for_state(ec2: Any, params: dict[str, Any], ids: list[str], wanted: str) -> dict[str, dict[str, Any]]:
-    """Poll DescribeInstances until every id is in the wanted state; returns the last descriptions."""
+    """Poll DescribeInstances until every id is in the wanted state; returns the last descriptions.
+
+    An instance that goes shutting-down or terminated (when that is not wanted) is no longer waited for: the caller
+    finds it dead in the descriptions."""
     deadline = time.monotonic() + params["wait_timeout"]
     current: dict[str, dict[str, Any]] = {}
+    waiting = list(ids)
     while True:
-        current = describe_by_ids(ec2, ids)
-        pending = [i for i in ids if i in current and instance_state(current[i]) != wanted]
-        if not pending or not params["wait"]:
+        current.update(describe_by_ids(ec2, waiting))
+        waiting = [i for i in waiting if i in current and not settled(current[i], wanted)]
+        if not waiting or not params["wait"]:
             return current
         if time.monotonic() > deadline:
-            raise FleetError(f"timed out after {params['wait_timeout']} s waiting for {', '.join(pending)} to be {wanted}; "
+            raise FleetError(f"timed out after {params['wait_timeout']} s waiting for {', '.join(waiting)} to be {wanted}; "
                              "run the same command again to finish.")
         time.sleep(params["wait_delay"])
 
 
 def describe_by_ids(ec2: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The instances by id; an id AWS does not know yet (just launched) is asked for again with backoff."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 200):
-        paginator = ec2.get_paginator("describe_instances")
-        for page in paginator.paginate(InstanceIds=ids[start:start + 200]):
-            for reservation in page["Reservations"]:
-                for instance in reservation["Instances"]:
-                    found[instance["InstanceId"]] = instance
+        for instance in described_instances(ec2, [NOT_FOUND], InstanceIds=ids[start:start + 200]):
+            found[instance["InstanceId"]] = instance
     return found
 
 
@@ -507,10 +798,7 @@ def describe_where(ec2: Any, filter_name: str, values: list[str]) -> list[dict[s
     """Instances (any state) whose filter_name is one of values; unknown ids are simply not found."""
     found: list[dict[str, Any]] = []
     for start in range(0, len(values), 200):
-        paginator = ec2.get_paginator("describe_instances")
-        for page in paginator.paginate(Filters=[{"Name": filter_name, "Values": values[start:start + 200]}]):
-            for reservation in page["Reservations"]:
-                found.extend(reservation["Instances"])
+        found.extend(described_instances(ec2, Filters=[{"Name": filter_name, "Values": values[start:start + 200]}]))
     return found
 
 
@@ -584,9 +872,11 @@ class Fleet:
         self.result: dict[str, Any] = {"changed": False, "launched": [], "started": [], "stopped": [],
                                        "rebooted": [], "terminated": [], "missing": [], "extra": [], "foreign": [],
                                        "adopted": [], "record_exists": True, "unrecorded": "", "allocated": [],
-                                       "released": []}
+                                       "released": [], "shortfall": []}
         self.by_seat: dict[str, dict[str, Any]] = {}
         self.extra: list[dict[str, Any]] = []
+        self.shortfall: list[dict[str, str]] = []
+        self.foreign: list[dict[str, str]] = []
         self.region = module.region or ""
         self.record = FleetRecord(module.params["record"], module.params["course"], self.region, module.check_mode)
         self.result["record_exists"] = self.record.exists
@@ -639,7 +929,19 @@ class Fleet:
             self.result["unrecorded"] = rec.unrecorded_refusal(self.params["course"], self.record.path, where, "machine", items)
             if self.params["state"] != "status":
                 raise FleetError(self.result["unrecorded"])
-        self.module.warn(rec.foreign_notice(self.params["course"], self.record.path, where, "machine", items))
+        self.foreign = items
+
+    def warn_foreign(self) -> None:
+        """Name the machines left alone (at the end: a launch may have recovered one by its ClientToken)."""
+        if self.foreign:
+            self.module.warn(rec.foreign_notice(self.params["course"], self.record.path, f"region {self.region}",
+                                                "machine", self.foreign))
+
+    def recover_foreign(self, instances: list[dict[str, Any]]) -> None:
+        """Launched instances that were left alone: a launch the record missed (the run died), returned by its token."""
+        ids = {i["InstanceId"] for i in instances}
+        self.foreign = [i for i in self.foreign if i["id"] not in ids]
+        self.result["foreign"] = [i for i in self.result["foreign"] if i["id"] not in ids]
 
     def adopt_addresses(self) -> None:
         """Record the Elastic IPs named in adopt (or all) that carry the course's tags."""
@@ -772,12 +1074,14 @@ class Fleet:
             return
         on_launch = (lambda instance: self.record.change(add={"instances": [instance["InstanceId"]]})) \
             if self.record.enabled else None
-        launched, errors = launch_seats(self.ec2, self.params, missing, on_launch)
+        launched, shortfall, unrecorded = launch_seats(self.ec2, self.params, missing, on_launch)
         self.by_seat.update(launched)
-        if errors:
-            self.result["launched"] = sorted(launched)
-            raise FleetError(f"{len(errors)} seat(s) could not be launched ({'; '.join(errors)}); "
-                             f"{len(launched)} were. Fix the cause and run again: only the missing seats are launched.")
+        self.result["launched"] = [name for _, name in missing if name in launched]
+        self.shortfall.extend(shortfall)
+        self.recover_foreign(list(launched.values()))
+        if unrecorded:
+            raise FleetError(f"{len(unrecorded)} seat(s) could not be recorded ({'; '.join(unrecorded)}); "
+                             f"{len(launched)} were launched. Fix the cause and {RUN_AGAIN}.")
 
     def start_stopped(self) -> None:
         stopping = [i["InstanceId"] for i in self.by_seat.values() if instance_state(i) == "stopping"]
@@ -819,6 +1123,15 @@ class Fleet:
         ids = [i["InstanceId"] for i in self.by_seat.values()]
         if ids:
             self.refresh(wait_for_state(self.ec2, self.params, ids, "running"))
+            self.drop_dead_seats()
+
+    def drop_dead_seats(self) -> None:
+        """Seats whose machine died while starting are missing: in the shortfall, with the machine's state reason."""
+        for name in self.seat_names:
+            instance = self.by_seat.get(name)
+            if instance is not None and instance_state(instance) in DEAD_STATES:
+                del self.by_seat[name]
+                self.shortfall.append(dead_seat_shortfall(self.params, name, instance))
 
     def refresh(self, described: dict[str, dict[str, Any]] | None = None) -> None:
         """Re-read the seats (states and addresses change after launch, start and stop)."""
@@ -834,11 +1147,32 @@ class Fleet:
         for number, name in enumerate(self.seat_names, 1):
             if name in self.by_seat:
                 records.append(seat_record(number, name, self.by_seat[name]))
-            elif name in self.result["launched"]:
+            elif self.check and name in self.result["launched"]:
                 records.append(seat_record(number, name, None))
         return records
 
+    def summarise(self) -> None:
+        """The seats, the missing ones and the shortfall (in seat order) into the result."""
+        order = {name: n for n, name in enumerate(self.seat_names)}
+        self.result["shortfall"] = sorted(self.shortfall, key=lambda s: order.get(s["name"], len(order)))
+        pending = self.result["launched"] if self.check else []
+        self.result["missing"] = [n for n in self.seat_names if n not in self.by_seat and n not in pending]
+        self.result["seats"] = self.seats()
+
+    def shortfall_message(self) -> str:
+        shortfall = self.result["shortfall"]
+        items = "; ".join(f"{s['name']}: {s['reason']}" for s in shortfall)
+        hints = [h[0].upper() + h[1:] for h in dict.fromkeys(s["hint"] for s in shortfall) if h]
+        return (f"{len(shortfall)} of {len(self.seat_names)} seats could not be launched: {items}. "
+                + "".join(f"{h}. " for h in hints)).rstrip()
+
     def run(self) -> dict[str, Any]:
+        try:
+            return self.converge()
+        finally:
+            self.warn_foreign()
+
+    def converge(self) -> dict[str, Any]:
         state = self.params["state"]
         self.load()
         if state in ("present", "running"):
@@ -867,8 +1201,9 @@ class Fleet:
                 self.by_seat = {}
         if not self.check and state in ("stopped", "rebooted"):
             self.refresh()
-        self.result["missing"] = [n for n in self.seat_names if n not in self.by_seat and n not in self.result["launched"]]
-        self.result["seats"] = self.seats()
+        self.summarise()
+        if self.result["shortfall"] and self.params.get("fail_on_shortfall", True):
+            raise FleetError(self.shortfall_message())
         return self.result
 
     def wait_launched(self) -> None:
@@ -877,6 +1212,7 @@ class Fleet:
             return
         ids = [self.by_seat[n]["InstanceId"] for n in self.result["launched"] if n in self.by_seat]
         self.refresh(wait_for_state(self.ec2, self.params, ids, "running"))
+        self.drop_dead_seats()
 
 
 def main() -> None:
@@ -888,6 +1224,11 @@ def main() -> None:
         allow_shrink=dict(type="bool", default=False),
         image_id=dict(type="str"),
         instance_type=dict(type="str"),
+        instance_types=dict(type="list", elements="str", default=[]),
+        placements=dict(type="list", elements="dict", default=[],
+                        options=dict(subnet_id=dict(type="str"), availability_zone=dict(type="str"))),
+        edition=dict(type="str", default=""),
+        fail_on_shortfall=dict(type="bool", default=True),
         key_name=dict(type="str", no_log=False),
         security_group_ids=dict(type="list", elements="str", default=[]),
         subnet_id=dict(type="str"),
@@ -909,7 +1250,7 @@ def main() -> None:
         module.fail_json(msg="seat_names must be unique.")
     if module.params["adopt"] and not module.params["record"]:
         module.fail_json(msg="adopt needs record: adopting means adding to the course's record.")
-    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff(retries=10))
+    ec2 = module.client("ec2", retry_decorator=retry_decorator())
     try:
         fleet = Fleet(module, ec2)
     except (rec.RecordError, OSError) as exc:
