@@ -125,3 +125,9 @@ def capacity_answer(request: AwsRequest, zone: str, other_zones: list[str]) -> A
 def idempotency_mismatch_answer(request: AwsRequest) -> Answer:
     message = f"Arguments on this idempotent request are inconsistent with arguments used in previous request(s) (token {request.client_token})."
     return error_answer(request, 400, "IdempotentParameterMismatch", message)
+
+
+def idempotency_terminated_answer(request: AwsRequest) -> Answer:
+    message = ("The client token you have provided is associated with a resource that is already deleted. "
+               "Please use a different client token.")
+    return error_answer(request, 400, "IdempotentInstanceTerminated", message)

@@ -9,8 +9,9 @@ file that another process can follow.
 
 What it adds to moto beyond faults: RunInstances is idempotent by ClientToken, as in EC2
 (moto launches again): a repeated token with the same parameters gets the first answer
-back, with other parameters ``IdempotentParameterMismatch``. The tokens live as long as
-the proxy.
+back, with other parameters ``IdempotentParameterMismatch``, and once the machine it
+launched is terminated ``IdempotentInstanceTerminated``. The tokens live as long as the
+proxy.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
-from .aws import Answer, AwsRequest, capacity_answer, idempotency_mismatch_answer, parse_request, throttling_answer
+from .aws import (Answer, AwsRequest, capacity_answer, idempotency_mismatch_answer, idempotency_terminated_answer,
+                  parse_request, throttling_answer)
 from .rules import Rule, RuleError, RuleSet, load_rules, write_rules
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -249,12 +251,24 @@ class FaultProxy:
                 seen, reply = self._tokens[key]
                 if seen != fingerprint:
                     answer = idempotency_mismatch_answer(request)
-                    return Reply(answer.status, list(answer.headers().items()), answer.body)
-                return reply
+                elif self.launched_terminated(request.region, reply.body):
+                    answer = idempotency_terminated_answer(request)
+                else:
+                    return reply
+                return Reply(answer.status, list(answer.headers().items()), answer.body)
             reply = Reply(*self._send_upstream(request.method, request.path, headers, body))
             if reply.status == 200:
                 self._tokens[key] = (fingerprint, reply)
             return reply
+
+    def launched_terminated(self, region: str, run_reply: bytes) -> bool:
+        """Whether every instance a RunInstances answer names is terminated (EC2 then refuses its token)."""
+        ids = re.findall(r"<instanceId>([^<]+)</instanceId>", run_reply.decode())
+        if not ids:
+            return False
+        text = self._ec2_call(region, "DescribeInstances", {f"InstanceId.{n}": i for n, i in enumerate(ids, 1)})
+        states = re.findall(r"<instanceState>\s*<code>\d+</code>\s*<name>([^<]+)</name>", text)
+        return bool(states) and all(state in ("shutting-down", "terminated") for state in states)
 
     def pause(self, seconds: float) -> None:
         self.stopping.wait(seconds)
