@@ -27,13 +27,13 @@ description:
     placement, so a retried call (after a throttled or failed request, or a re-run after the controller died) cannot
     launch a second machine for the seat (AWS answers with the machine the token already launched). When that
     machine has been terminated (the seat was removed and added again in one edition), the next token generation
-    (the same digest with a C(-1) ... C(-4) suffix) is used; after 5 generations the seat is reported in
-    RV(shortfall).
+    (the same digest with a C(-1) ... C(-4) suffix) is used; after 5 generations the seat tries its next choice.
+    C(IdempotentParameterMismatch) (the token was used with other settings) puts the seat in RV(shortfall).
   - Launch choices are tried in order for every missing seat - every placement of O(instance_types[0]), then every
     placement of the next type, so seats stay in the first (cheapest) type as long as any placement has room. A
     choice answered with C(InsufficientInstanceCapacity), C(InsufficientCapacity) or C(Unsupported) is skipped by
     the later seats of the run; C(InstanceLimitExceeded) or C(VcpuLimitExceeded) (an account quota) skips the type in
-    every placement. Any other error stops the seat's fallback. A seat no choice could launch is listed in
+    every placement. Any other error ends the seat's attempts. A seat no choice could launch is listed in
     RV(shortfall) with each choice tried and its error code, and what to add to the course file.
   - A launched machine that goes to C(shutting-down) or C(terminated) while starting is reported in RV(shortfall)
     at once with its state reason, and the wait goes on for the others.
@@ -396,6 +396,8 @@ QUOTA_CODES = frozenset({"InstanceLimitExceeded", "VcpuLimitExceeded"})
 TOKEN_TERMINATED = "IdempotentInstanceTerminated"
 TOKEN_MISMATCH = "IdempotentParameterMismatch"
 TOKEN_GENERATIONS = 5
+# The seat tries its next choice after these; any other error ends its attempts.
+FALLBACK_CODES = CAPACITY_CODES | QUOTA_CODES | {TOKEN_TERMINATED}
 NOT_FOUND = "InvalidInstanceID.NotFound"
 # AWSRetry already retries RequestLimitExceeded, Throttling, InternalError, InternalFailure, ServiceUnavailable,
 # Unavailable and TooManyRequestsException.
@@ -537,10 +539,8 @@ def client_token(params: dict[str, Any], name: str, choice: Choice, generation: 
     return digest if generation == 0 else f"{digest}-{generation}"
 
 
-def launch_request(params: dict[str, Any], seat_number: int, name: str, root_device: str,
-                   choice: Choice | None = None) -> dict[str, Any]:
-    """The RunInstances arguments of one seat (without its ClientToken)."""
-    choice = choice or launch_choices(params)[0]
+def launch_request(params: dict[str, Any], seat_number: int, name: str, root_device: str, choice: Choice) -> dict[str, Any]:
+    """The RunInstances arguments of one seat in one choice (without its ClientToken)."""
     tag_list = aws_tags(seat_tags(params, seat_number, name))
     request: dict[str, Any] = {
         "ImageId": params["image_id"],
@@ -595,9 +595,9 @@ def capacity_hint(params: dict[str, Any]) -> str:
 
 
 def quota_hint(types: list[str]) -> str:
-    return (f"ask AWS for a higher EC2 quota for {', '.join(types)} (Service Quotas: the family's 'Running On-Demand "
-            "instances' vCPUs) in the course's region, or add fallback instance types of another family "
-            "(aws.fallback_instance_types) to the course file")
+    return (f"ask AWS for a higher EC2 quota for {', '.join(types)} in the course's region (Service Quotas, Amazon EC2: "
+            "'Running On-Demand <family> instances', counted in vCPUs), or add fallback instance types of another "
+            "family (aws.fallback_instance_types) to the course file")
 
 
 def token_mismatch_hint(params: dict[str, Any]) -> str:
@@ -683,7 +683,7 @@ def launch_seat(ec2: Any, plan: LaunchPlan, root_device: str, number: int, name:
             return attempt.instance, None
         attempts.append(attempt)
         plan.learn(choice, attempt.code)
-        if attempt.code not in CAPACITY_CODES and attempt.code not in QUOTA_CODES:
+        if attempt.code not in FALLBACK_CODES:
             break
     return None, launch_shortfall(plan.params, name, attempts)
 
