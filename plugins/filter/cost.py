@@ -55,25 +55,52 @@ def render_lines(result: dict[str, Any]) -> list[str]:
     return rows
 
 
+def fallback_lines(fallbacks: list[dict[str, Any]], main_type: str) -> list[str]:
+    """One line per fallback type: the course's cost if every seat landed on it, or why it has no price."""
+    lines = []
+    for fallback in fallbacks:
+        name, result = fallback["instance_type"], fallback["result"]
+        if result is None:
+            lines.append(f"Fallback {name}: no estimate: {fallback['error']}")
+            continue
+        hour = result["lines"][0]
+        lines.append(
+            f"If every seat landed on fallback {name} instead of {main_type}: {cost.money(result['per_seat'])} $/seat, "
+            f"{cost.money(result['total'])} $ in total (instance hours at {hour['rate']} {hour['rate_unit']})."
+        )
+    return lines
+
+
 def course_cost_plan(course: dict[str, Any], tables: dict[str, Any], accept_cost: Any = False,
                      allowed_types: list[str] | None = None) -> dict[str, Any]:
-    """Estimate, printable table and budget verdict of a course; ``error`` says what is missing."""
+    """Estimate, printable table and budget verdict of a course; ``error`` says what is missing.
+
+    The table prices the course's own instance type; each fallback type of
+    ``aws.instance_types`` gets a line with the cost if every seat landed on it
+    (``choices``), and the budget verdict uses the most expensive of them.
+    """
     try:
         table = pick_price_table(course, tables)
         result = cost.estimate(course, table)
-        verdict = cost.budget_verdict(course, table, result, _truthy(accept_cost), allowed_types)
+        fallbacks = cost.fallback_estimates(course, table) if course.get("provider") == "aws" else []
+        verdict = cost.budget_verdict(course, table, result, _truthy(accept_cost), allowed_types, fallbacks)
     except cost.PriceError as exc:
-        return {"error": str(exc), "estimate": None, "budget": None, "table_lines": []}
+        return {"error": str(exc), "estimate": None, "budget": None, "choices": [], "table_lines": []}
     currency = result["currency"] if result["free"] else f"{result['currency']} {cost.EXCLUDING_TAX}"
     header = (
         f"Cost estimate, price table {cost.table_label(table)}, {currency}: {result['seats']} seats, "
         f"up {result['hours_up']} h, existing {result['hours_existing']} h"
     )
+    main_type = (course.get("aws") or {}).get("instance_type", "")
+    choices = [{"instance_type": f["instance_type"], "error": f["error"],
+                "per_seat": f["result"]["per_seat"] if f["result"] else None,
+                "total": f["result"]["total"] if f["result"] else None} for f in fallbacks]
     return {
         "error": None,
         "estimate": cost.as_plain(result),
         "budget": cost.as_plain(verdict),
-        "table_lines": [header, *render_lines(result), verdict["message"]],
+        "choices": cost.as_plain(choices),
+        "table_lines": [header, *render_lines(result), *fallback_lines(fallbacks, main_type), verdict["message"]],
         "source": table.get("source"),
     }
 

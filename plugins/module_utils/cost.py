@@ -264,19 +264,43 @@ def seats_within(budget: Decimal, per_seat: Decimal) -> int:
     return int(budget // per_seat)
 
 
+def instance_choices(course: dict[str, Any]) -> list[str]:
+    """The course's instance type, then its fallback types (``aws.instance_types``), in order, each once."""
+    aws = course.get("aws") or {}
+    ordered = [aws.get("instance_type"), *(aws.get("instance_types") or [])]
+    return list(dict.fromkeys(t for t in ordered if t))
+
+
+def fallback_estimates(course: dict[str, Any], table: dict[str, Any]) -> list[dict[str, Any]]:
+    """The course's cost if every seat landed on each fallback type, in order.
+
+    Each entry is {instance_type, result (as ``estimate``) or None, error ('' when priced)}.
+    """
+    aws = course.get("aws") or {}
+    estimates = []
+    for instance_type in instance_choices(course)[1:]:
+        variant = dict(course, aws=dict(aws, instance_type=instance_type))
+        try:
+            estimates.append({"instance_type": instance_type, "result": estimate(variant, table), "error": ""})
+        except PriceError as exc:
+            estimates.append({"instance_type": instance_type, "result": None, "error": str(exc)})
+    return estimates
+
+
 def cheaper_types(course: dict[str, Any], table: dict[str, Any], budget: Decimal,
                   allowed: list[str] | None = None) -> list[tuple[str, Decimal]]:
     """Instance types of the course's region in the table whose course total fits the budget.
 
     ``allowed`` restricts the candidates (for example to types the profile's driver drives).
-    Sorted by total, cheapest first; the course's own type is left out.
+    Sorted by total, cheapest first; the course's own types (its fallbacks too) are left out.
     """
     aws = course.get("aws") or {}
     region = aws.get("region")
     instances = ((table.get("regions") or {}).get(region) or {}).get("instances") or {}
+    own = instance_choices(course)
     fits = []
     for instance_type in instances:
-        if instance_type == aws.get("instance_type") or (allowed is not None and instance_type not in allowed):
+        if instance_type in own or (allowed is not None and instance_type not in allowed):
             continue
         variant = dict(course, aws=dict(aws, instance_type=instance_type))
         try:
@@ -288,40 +312,97 @@ def cheaper_types(course: dict[str, Any], table: dict[str, Any], budget: Decimal
     return sorted(fits, key=lambda item: (item[1], item[0]))
 
 
+def _costliest(course: dict[str, Any], result: dict[str, Any],
+               fallbacks: list[dict[str, Any]]) -> tuple[str, dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """(type, estimate) of the most expensive priced choice, and every priced choice in order."""
+    main_type = (course.get("aws") or {}).get("instance_type") or ""
+    priced = [(main_type, result)] + [(f["instance_type"], f["result"]) for f in fallbacks if f["result"] is not None]
+    costliest = max(priced, key=lambda item: item[1]["total"])
+    return costliest[0], costliest[1], priced
+
+
+def _basis(fallbacks: list[dict[str, Any]], costliest_type: str, main_type: str) -> str:
+    """How the budget check chose its figure, when the course has fallback types ('' otherwise)."""
+    if not fallbacks:
+        return ""
+    which = "the main type" if costliest_type == main_type else "a fallback type"
+    return f"The budget check uses the most expensive allowed choice, every seat on {costliest_type} ({which}): "
+
+
 def budget_verdict(course: dict[str, Any], table: dict[str, Any], result: dict[str, Any], accept_cost: bool,
-                   allowed: list[str] | None = None) -> dict[str, Any]:
-    """Whether the estimate fits ``course['budget_usd']``; the message says by how much and what to do."""
-    budget_value = course.get("budget_usd")
-    total = result["total"]
+                   allowed: list[str] | None = None, fallbacks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Whether the estimate fits ``course['budget_usd']``; the message says by how much and what to do.
+
+    With fallback types (``fallback_estimates``) the check uses the most expensive allowed
+    choice, as if every seat landed on it, and says so; ``over_types`` names the choices
+    over the budget and ``unpriced`` the fallbacks the table cannot price.
+    """
+    fallbacks = fallbacks or []
+    main_type = (course.get("aws") or {}).get("instance_type") or ""
+    costliest_type, costliest, priced = _costliest(course, result, fallbacks)
+    unpriced = [f["instance_type"] for f in fallbacks if f["result"] is None]
+    basis = _basis(fallbacks, costliest_type, main_type)
+    total = costliest["total"]
     untaxed = "" if result.get("free") else f" {EXCLUDING_TAX}"
+    plain = {"choice": costliest_type, "over_types": [], "unpriced": unpriced}
+    budget_value = course.get("budget_usd")
     if budget_value is None:
-        return {"ok": True, "over": False, "overage": None,
-                "message": f"No budget set (budget_usd); estimated total {money(total)} ${untaxed}."}
+        extra = (f" With every seat on the most expensive allowed choice, {costliest_type}: {money(total)} $."
+                 if fallbacks and costliest_type != main_type else "")
+        return {"ok": True, "over": False, "overage": None, **plain,
+                "message": f"No budget set (budget_usd); estimated total {money(result['total'])} ${untaxed}.{extra}"}
     budget = dec(budget_value)
-    if total <= budget:
-        return {"ok": True, "over": False, "overage": ZERO,
-                "message": f"Estimated total {money(total)} ${untaxed} is within the budget of "
+    over_types = [name for name, item in priced if item["total"] > budget]
+    plain["over_types"] = over_types
+    unpriced_text = (f" The price table {table_label(table)} cannot price the fallback type(s) {', '.join(unpriced)}, "
+                     "so the budget check cannot cover them." if unpriced else "")
+    if total <= budget and not unpriced:
+        within = "estimated total" if basis else "Estimated total"
+        return {"ok": True, "over": False, "overage": ZERO, **plain,
+                "message": f"{basis}{within} {money(total)} ${untaxed} is within the budget of "
                            f"{money(budget)} $ ({money(budget - total)} $ to spare)."}
-    overage = total - budget
-    head = (
-        f"The estimated total of {money(total)} ${untaxed} for {result['seats']} seats exceeds the course "
-        f"budget of {money(budget)} $ by {money(overage)} $ (price table {table_label(table)})."
-    )
+    overage = max(total - budget, ZERO)
+    if total > budget:
+        the = "the" if basis else "The"
+        head = (
+            f"{basis}{the} estimated total of {money(total)} ${untaxed} for {result['seats']} seats exceeds the course "
+            f"budget of {money(budget)} $ by {money(overage)} $ (price table {table_label(table)})."
+        )
+        if fallbacks:
+            head += " Over the budget: " + ", ".join(
+                f"{name} ({money(item['total'])} $)" for name, item in priced if name in over_types) + "."
+    else:
+        head = f"{basis}estimated total {money(total)} ${untaxed} is within the budget of {money(budget)} $."
+    head += unpriced_text
     if accept_cost:
-        return {"ok": True, "over": True, "overage": overage,
+        return {"ok": True, "over": True, "overage": overage, **plain,
                 "message": head + " Going ahead because accept_cost=true was given."}
+    return {"ok": False, "over": True, "overage": overage, **plain,
+            "message": head + " To proceed: " + "; or ".join(
+                _budget_options(course, table, budget, costliest, allowed, over_types, unpriced, main_type)) + "."}
+
+
+def _budget_options(course: dict[str, Any], table: dict[str, Any], budget: Decimal, costliest: dict[str, Any],
+                    allowed: list[str] | None, over_types: list[str], unpriced: list[str], main_type: str) -> list[str]:
+    """What the organiser can change to fit the budget."""
     options = []
-    fit = seats_within(budget, result["per_seat"])
-    if fit >= 1:
-        options.append(f"lower seats to {fit} or fewer ({money(result['per_seat'])} $ per seat)")
-    cheaper = cheaper_types(course, table, budget, allowed)
-    if cheaper:
-        named = ", ".join(f"{name} ({money(amount)} $ in total)" for name, amount in cheaper)
-        options.append(f"choose a cheaper instance type that fits the budget: {named}")
-    options.append("shorten the schedule or raise budget_usd in the course file")
+    dropped = [name for name in over_types if name != main_type]
+    if dropped and main_type not in over_types:
+        options.append(f"remove {', '.join(dropped)} from aws.fallback_instance_types")
+    if unpriced:
+        options.append(f"add the price of {', '.join(unpriced)} to inventories/prices/{table.get('name', 'TABLE')}.yml "
+                       "or remove it from aws.fallback_instance_types")
+    if over_types:
+        fit = seats_within(budget, costliest["per_seat"])
+        if fit >= 1:
+            options.append(f"lower seats to {fit} or fewer ({money(costliest['per_seat'])} $ per seat)")
+        cheaper = cheaper_types(course, table, budget, allowed)
+        if cheaper:
+            named = ", ".join(f"{name} ({money(amount)} $ in total)" for name, amount in cheaper)
+            options.append(f"choose a cheaper instance type that fits the budget: {named}")
+        options.append("shorten the schedule or raise budget_usd in the course file")
     options.append("accept the cost with -e accept_cost=true")
-    return {"ok": False, "over": True, "overage": overage,
-            "message": head + " To proceed: " + "; or ".join(options) + "."}
+    return options
 
 
 def as_plain(value: Any) -> Any:

@@ -298,7 +298,8 @@ def test_budget_too_small_for_one_seat_does_not_offer_fewer_seats() -> None:
 def test_budget_within_and_absent() -> None:
     prices = table("aws-2018-01")
     within = cost.budget_verdict(course(budget_usd=18), prices, cost.estimate(course(), prices), False)
-    assert within == {"ok": True, "over": False, "overage": Decimal(0),
+    assert within == {"ok": True, "over": False, "overage": Decimal(0), "choice": "p2.xlarge", "over_types": [],
+                      "unpriced": [],
                       "message": "Estimated total 17.706 $ excluding tax (VAT) is within the budget of 18.00 $ "
                                  "(0.294 $ to spare)."}
     exact = cost.budget_verdict(course(budget_usd=17.706), prices, cost.estimate(course(), prices), False)
@@ -420,6 +421,91 @@ def test_gpu_working_types_filter() -> None:
     assert cost_filter.course_gpu_working_types(GPU_TABLE, "384", ["g4dn.xlarge", "p3.2xlarge"]) == ["p3.2xlarge"]
     assert cost_filter.course_gpu_working_types(GPU_TABLE, None, ["g4dn.xlarge"]) == ["g4dn.xlarge"]
     assert cost_filter.course_gpu_working_types(GPU_TABLE, "x", ["g4dn.xlarge"]) == []
+
+
+# --- fallback instance types: the budget uses the most expensive allowed choice -----------
+
+def with_fallbacks(main: str, *fallbacks: str, budget: float | None = 300) -> dict[str, Any]:
+    plan = madrid_on(main, budget)
+    plan["aws"]["instance_types"] = [main, *fallbacks]
+    return plan
+
+
+def verdict_of(plan: dict[str, Any], accept: bool = False, allowed: list[str] | None = None) -> dict[str, Any]:
+    prices = table("aws-2026-08")
+    result = cost.estimate(plan, prices)
+    return cost.budget_verdict(plan, prices, result, accept, allowed, cost.fallback_estimates(plan, prices))
+
+
+def test_instance_choices_keep_order_and_default_to_the_main_type() -> None:
+    assert cost.instance_choices(madrid_on("g4dn.xlarge", None)) == ["g4dn.xlarge"]
+    plan = with_fallbacks("g4dn.xlarge", "g5.xlarge", "g4dn.xlarge", "p2.xlarge")
+    assert cost.instance_choices(plan) == ["g4dn.xlarge", "g5.xlarge", "p2.xlarge"]
+
+
+def test_fallback_estimates_price_every_seat_on_each_fallback() -> None:
+    plan = with_fallbacks("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
+    g5, g6 = cost.fallback_estimates(plan, table("aws-2026-08"))
+    assert (g5["instance_type"], g5["result"]["per_seat"], g5["result"]["total"], g5["error"]) == (
+        "g5.xlarge", Decimal("18.314"), Decimal("366.28"), "")
+    assert g6["result"] is None and g6["error"].startswith(
+        "Price table aws-2026-08 (2026-08-26) has no on-demand price for g6.xlarge in eu-west-1")
+
+
+def test_a_fallback_over_the_budget_is_named_and_the_check_says_it_uses_the_costliest() -> None:
+    verdict = verdict_of(with_fallbacks("g4dn.xlarge", "g5.xlarge"))
+    assert (verdict["ok"], verdict["choice"], verdict["over_types"], verdict["overage"]) == (
+        False, "g5.xlarge", ["g5.xlarge"], Decimal("66.28"))
+    assert verdict["message"] == (
+        "The budget check uses the most expensive allowed choice, every seat on g5.xlarge (a fallback type): the "
+        "estimated total of 366.28 $ excluding tax (VAT) for 20 seats exceeds the course budget of 300.00 $ by 66.28 $ "
+        "(price table aws-2026-08 (2026-08-26)). Over the budget: g5.xlarge (366.28 $). To proceed: remove g5.xlarge "
+        "from aws.fallback_instance_types; or lower seats to 16 or fewer (18.314 $ per seat); or choose a cheaper "
+        "instance type that fits the budget: g3s.xlarge (261.64 $ in total); or shorten the schedule or raise "
+        "budget_usd in the course file; or accept the cost with -e accept_cost=true."
+    )
+    accepted = verdict_of(with_fallbacks("g4dn.xlarge", "g5.xlarge"), accept=True)
+    assert accepted["ok"] is True and accepted["message"].endswith("Going ahead because accept_cost=true was given.")
+
+
+def test_fallbacks_within_the_budget_say_which_choice_was_checked() -> None:
+    cheaper = verdict_of(with_fallbacks("g5.xlarge", "g4dn.xlarge", budget=400))
+    assert cheaper["ok"] is True and cheaper["message"] == (
+        "The budget check uses the most expensive allowed choice, every seat on g5.xlarge (the main type): "
+        "estimated total 366.28 $ excluding tax (VAT) is within the budget of 400.00 $ (33.72 $ to spare).")
+    unbudgeted = verdict_of(with_fallbacks("g4dn.xlarge", "g5.xlarge", budget=None))
+    assert unbudgeted["message"] == ("No budget set (budget_usd); estimated total 194.76 $ excluding tax (VAT). "
+                                     "With every seat on the most expensive allowed choice, g5.xlarge: 366.28 $.")
+
+
+def test_a_fallback_without_a_price_fails_a_set_budget() -> None:
+    verdict = verdict_of(with_fallbacks("g4dn.xlarge", "g6.xlarge", budget=600))
+    assert (verdict["ok"], verdict["unpriced"], verdict["over_types"]) == (False, ["g6.xlarge"], [])
+    assert verdict["message"] == (
+        "The budget check uses the most expensive allowed choice, every seat on g4dn.xlarge (the main type): "
+        "estimated total 194.76 $ excluding tax (VAT) is within the budget of 600.00 $. The price table aws-2026-08 "
+        "(2026-08-26) cannot price the fallback type(s) g6.xlarge, so the budget check cannot cover them. To proceed: "
+        "add the price of g6.xlarge to inventories/prices/aws-2026-08.yml or remove it from "
+        "aws.fallback_instance_types; or accept the cost with -e accept_cost=true.")
+    assert verdict_of(with_fallbacks("g4dn.xlarge", "g6.xlarge", budget=None))["ok"] is True
+
+
+def test_cost_plan_prints_a_line_per_fallback() -> None:
+    plan = with_fallbacks("g4dn.xlarge", "g5.xlarge", "g6.xlarge", budget=None)
+    result = cost_filter.course_cost_plan(plan, all_tables())
+    assert result["table_lines"][-3:] == [
+        "If every seat landed on fallback g5.xlarge instead of g4dn.xlarge: 18.314 $/seat, 366.28 $ in total "
+        "(instance hours at 1.123 $/h).",
+        "Fallback g6.xlarge: no estimate: Price table aws-2026-08 (2026-08-26) has no on-demand price for g6.xlarge in "
+        "eu-west-1 (it has: g3s.xlarge, g4dn.xlarge, g5.xlarge, p2.xlarge, p3.2xlarge). Add it under "
+        "regions.eu-west-1.instances.g6.xlarge in inventories/prices/aws-2026-08.yml (with its source and date), or "
+        "choose another table with price_table in the course file.",
+        "No budget set (budget_usd); estimated total 194.76 $ excluding tax (VAT). With every seat on the most "
+        "expensive allowed choice, g5.xlarge: 366.28 $.",
+    ]
+    assert result["choices"] == [
+        {"instance_type": "g5.xlarge", "error": "", "per_seat": "18.314", "total": "366.28"},
+        {"instance_type": "g6.xlarge", "error": result["choices"][1]["error"], "per_seat": None, "total": None}]
 
 
 def test_shipped_madrid_course_fits_its_gpu() -> None:
