@@ -9,32 +9,101 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import gpu_support
 
 
+NOT_RUN = "[--]  "
+
+
+def _fix(check: dict[str, Any]) -> str:
+    return check.get("fix") or "see the detail."
+
+
 def course_preflight_lines(checks: list[dict[str, Any]]) -> list[str]:
-    """One line per check: '[ok]   name: detail' or '[FAIL] name: detail Fix: ...'."""
+    """One line per check: '[ok]   name: detail', '[FAIL] name: detail Fix: ...' or '[--]   name: not run: why'."""
     lines = []
     for item in checks:
         if item.get("ok"):
             lines.append(f"[ok]   {item['name']}: {item['detail']}")
+        elif item.get("not_run"):
+            lines.append(f"{NOT_RUN} {item['name']}: {item['detail']}")
         else:
-            lines.append(f"[FAIL] {item['name']}: {item['detail']} Fix: {item.get('fix') or 'see the detail.'}")
+            lines.append(f"[FAIL] {item['name']}: {item['detail']} Fix: {_fix(item)}")
     return lines
 
 
+def _problems(checks: list[dict[str, Any]]) -> list[str]:
+    """Each failed check with its fix, then the checks not run, grouped by what makes them run."""
+    parts = [f"{c['name']}: {c['detail']} Fix: {_fix(c)}" for c in checks if not c.get("ok") and not c.get("not_run")]
+    not_run: dict[str, list[str]] = {}
+    for item in checks:
+        if not item.get("ok") and item.get("not_run"):
+            not_run.setdefault(_fix(item), []).append(item["name"])
+    parts += [f"not run: {', '.join(names)}. Fix: {fix}" for fix, names in not_run.items()]
+    return parts
+
+
 def course_preflight_refusal(checks: list[dict[str, Any]], course: str) -> str:
-    """The message that refuses a course: every failed check with what to do ('' when none failed)."""
-    failed = [c for c in checks if not c.get("ok")]
-    if not failed:
+    """The message that refuses a course: every failed check with what to do, and the checks not run
+    ('' when every check passed)."""
+    parts = _problems(checks)
+    if not parts:
         return ""
-    parts = [f"{c['name']}: {c['detail']} Fix: {c.get('fix') or 'see the detail.'}" for c in failed]
     return f"Preflight refused course {course} before creating anything. " + " | ".join(parts)
+
+
+def course_plan_refusal(checks: list[dict[str, Any]], course: str, estimate: dict[str, Any] | None = None) -> str:
+    """Everything to fix before the course can be created: failed checks, checks not run, a course the
+    price table cannot price and a budget verdict that refuses it ('' when there is nothing)."""
+    parts = _problems(checks)
+    estimate = estimate or {}
+    if estimate.get("error"):
+        parts.append(f"cost estimate: {estimate['error']}")
+    elif estimate.get("budget") and not estimate["budget"].get("ok", True):
+        parts.append(f"budget: {estimate['budget']['message']}")
+    if not parts:
+        return ""
+    numbered = " ".join(f"({number}) {part}" for number, part in enumerate(parts, start=1))
+    return f"Plan refused course {course} before creating anything; {len(parts)} to fix: {numbered}"
 
 
 def _cidrs(values: list[str]) -> str:
     return ", ".join(values) if values else "nobody (closed)"
 
 
+def course_placements(aws: dict[str, Any]) -> list[dict[str, str]]:
+    """The placements that name a subnet or a zone, in order ([] when the region picks).
+
+    Reads ``aws.placements`` (the normalised course); a course file of before placements
+    gives its single ``aws.subnet_id``.
+    """
+    given = aws.get("placements")
+    if given is None:
+        given = [{"subnet_id": aws.get("subnet_id") or "", "availability_zone": ""}]
+    chosen = []
+    for entry in given:
+        subnet = str(entry.get("subnet_id") or "").strip()
+        zone = str(entry.get("availability_zone") or "").strip()
+        if subnet or zone:
+            chosen.append({"subnet_id": subnet, "availability_zone": zone})
+    return chosen
+
+
+def _choice_lines(aws: dict[str, Any], placements: list[dict[str, str]]) -> list[str]:
+    """The fallback instance types and the placements, each in the order they are tried."""
+    types = list(dict.fromkeys([aws["instance_type"], *(aws.get("instance_types") or [])]))
+    lines = []
+    if len(types) > 1:
+        lines.append(f"Instance types, in order: {', '.join(types)} (a fallback is tried for a seat when the types "
+                     "before it have no capacity)")
+    if placements:
+        named = [f"subnet {p['subnet_id']}" if p["subnet_id"] else f"zone {p['availability_zone']}" for p in placements]
+        lines.append(f"Placements, in order: {', '.join(named)}")
+    else:
+        lines.append(f"Placements: any zone of {aws['region']} (AWS picks)")
+    return lines
+
+
 def _aws_resources(course: dict[str, Any]) -> list[str]:
     aws, access, name = course["aws"], course["access"], course["name"]
+    placements = course_placements(aws)
     key = f"{name}-key"
     group = f"{name}-sg"
     rules = f"SSH 22/tcp from {_cidrs(access['ssh_cidrs'])}; HTTPS 443/tcp from {_cidrs(access['web_cidrs'])}"
@@ -51,7 +120,8 @@ def _aws_resources(course: dict[str, Any]) -> list[str]:
          "is created if it does not exist)" if aws.get("security_group") else f"Security group: {group} (new): {rules}"),
         f"Instances: {course['seats']} x {aws['instance_type']} ({'spot' if aws.get('spot') else 'on-demand'}), "
         f"image {image}, encrypted gp3 root volume {course['disk_gb']} GB each"
-        + (f", subnet {aws['subnet_id']}" if aws.get("subnet_id") else ", default VPC"),
+        + ("" if any(p["subnet_id"] for p in placements) else ", default VPC"),
+        *_choice_lines(aws, placements),
         "Machines: " + ", ".join(course["seat_names"]),
         (f"Elastic IPs: {course['seats']} (one per seat, kept across stop/start)" if aws.get("elastic_ips")
          else "Elastic IPs: none (each seat gets a new public IP at each start)"),
@@ -91,6 +161,24 @@ def course_plan_resources(course: dict[str, Any]) -> list[str]:
     builders = {"aws": _aws_resources, "openstack": _openstack_resources, "local": _local_resources}
     head = f"Course {course['name']}: {course['seats']} seats on {course['provider']}, profile {course['profile']}"
     return [head, *builders[course["provider"]](course)]
+
+
+def course_seat_lines(seats: dict[str, Any] | None, course: dict[str, Any]) -> list[str]:
+    """Where the course's recorded machines are (type, zone), from the preflight's ``seats``."""
+    if not seats:
+        return []
+    lines = [seats["note"]] if seats.get("note") else []
+    recorded, machines = seats.get("recorded", 0), seats.get("machines")
+    region = (course.get("aws") or {}).get("region", "")
+    if not recorded:
+        return lines
+    if machines is None:
+        return lines + [f"The course's record names {recorded} machine(s) in {region}; where they are is read "
+                        "only with working credentials."]
+    lines.append(f"The course already has {len(machines)} of its {recorded} recorded machine(s) in {region}:")
+    lines += [f"  {m['name']}: {m['instance_type']} in {m['availability_zone'] or 'an unknown zone'}"
+              + (f", subnet {m['subnet_id']}" if m.get("subnet_id") else "") + f" ({m['state']})" for m in machines]
+    return lines
 
 
 def _course_gpu(course: dict[str, Any], table: dict[str, Any], gpu_name: str | None) -> tuple[str | None, str, str]:
@@ -147,6 +235,8 @@ class FilterModule:
         return {
             "course_preflight_lines": course_preflight_lines,
             "course_preflight_refusal": course_preflight_refusal,
+            "course_plan_refusal": course_plan_refusal,
+            "course_seat_lines": course_seat_lines,
             "course_plan_resources": course_plan_resources,
             "course_gpu_fit": course_gpu_fit,
         }

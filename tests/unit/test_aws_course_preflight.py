@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 import yaml
 
@@ -19,7 +22,9 @@ GPU_TABLE = yaml.safe_load((PROJECT / "roles/course/vars/gpu_support.yml").read_
 
 def params(**changes: object) -> dict:
     base = {"course": "c", "region": "eu-west-1", "instance_type": "g4dn.xlarge", "seats": 2, "elastic_ips": False,
-            "spot": False, "driver_branch": "384", "require_gpu": True, "gpu_support": GPU_TABLE, "compare_regions": []}
+            "spot": False, "driver_branch": "384", "require_gpu": True, "gpu_support": GPU_TABLE, "compare_regions": [],
+            "image_id": "", "image_name": "", "image_owners": ["self"], "instance_types": [], "placements": [],
+            "record": None}
     return {**base, **changes}
 
 
@@ -60,37 +65,108 @@ def test_unknown_gpu_and_bad_branch() -> None:
     assert bad["detail"] == "nvidia_driver_branch 'latest' is not a driver branch number."
 
 
-def test_missing_profile_is_a_credentials_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    result = preflight.run_checks(params())
-    assert result["checks"] == [{
-        "name": "credentials", "ok": False,
-        "detail": "The config profile (no-such-profile) could not be found.",
-        "fix": preflight.CREDENTIALS_FIX,
-    }]
-    assert preflight.CREDENTIALS_FIX.startswith("Set AWS_PROFILE to a profile of ~/.aws/credentials")
+NOT_RUN = ("not run: no credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; see the "
+           "credentials check).")
 
 
-def test_missing_credentials_say_how_to_set_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+def without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
-    monkeypatch.delenv("AWS_WEB_IDENTITY_TOKEN_FILE", raising=False)
-    result = preflight.run_checks(params())
-    assert result["checks"] == [{
+
+
+def test_missing_profile_is_a_credentials_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_credentials(monkeypatch)
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    result = preflight.run_checks(params(image_name="course*"))
+    assert result["checks"][0] == {
         "name": "credentials", "ok": False,
-        "detail": "No usable AWS credentials were found (Unable to locate credentials).",
-        "fix": "Set AWS_PROFILE to a profile of ~/.aws/credentials or ~/.aws/config (aws configure --profile NAME), "
-               "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary keys), "
-               "then run again.",
-    }]
+        "detail": "The config profile (no-such-profile) could not be found.",
+        "fix": preflight.CREDENTIALS_FIX,
+    }
+    assert preflight.CREDENTIALS_FIX.startswith("Set AWS_PROFILE to a profile of ~/.aws/credentials")
+    assert result["checks"][1] == {"name": "image", "ok": False, "not_run": True, "detail": NOT_RUN,
+                                   "fix": "Make the credentials work (see the credentials check), then run again."}
+
+
+def test_missing_credentials_leave_every_aws_check_not_run_and_the_table_checks_run(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    without_credentials(monkeypatch)
+    record = tmp_path / "resources.json"
+    record.write_text(json.dumps({"version": 1, "course": "c", "aws": {"eu-west-1": {"instances": ["i-1", "i-2"]}}}))
+    result = preflight.run_checks(params(image_name="course*", elastic_ips=True, record=str(record),
+                                         placements=[{"subnet_id": "", "availability_zone": "eu-west-1a"}]))
+    checks = {check["name"]: check for check in result["checks"]}
+    assert list(checks) == ["credentials", "image", "instance type offered", "GPU and driver", "placements",
+                            "vCPU quota", "Elastic IPs"]
+    assert checks["credentials"]["detail"] == "No usable AWS credentials were found (Unable to locate credentials)."
+    assert [name for name, check in checks.items() if check.get("not_run")] == [
+        "image", "instance type offered", "placements", "vCPU quota", "Elastic IPs"]
+    assert all(checks[name]["detail"] == NOT_RUN and checks[name]["ok"] is False for name in ("image", "vCPU quota"))
+    # The driver branch 384 cannot drive the T4: the family table says so without AWS.
+    assert checks["GPU and driver"]["ok"] is False
+    assert checks["GPU and driver"]["detail"] == (
+        "driver branch 384 cannot drive the T4 (Turing) of g4dn.xlarge: the T4 needs branch 410 or later (GPU from "
+        "roles/course/vars/gpu_support.yml; AWS was not asked).")
+    assert checks["GPU and driver"]["fix"].endswith(
+        "or choose an instance type that branch 384 drives; such as p2.xlarge, g3s.xlarge, p3.2xlarge (whether "
+        "eu-west-1 offers them was not checked).")
+    assert result["seats"] == {"recorded": 2, "machines": None, "note": ""}
+    assert result["offered_types"] is None
+
+
+def test_a_course_without_an_image_fails_its_image_check_without_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_credentials(monkeypatch)
+    image = preflight.run_checks(params())["checks"][1]
+    assert (image["name"], image["ok"], image.get("not_run")) == ("image", False, None)
+    assert image["fix"] == "Set aws.image_id (an AMI id) or aws.image_name (an AMI name pattern, newest wins)."
+
+
+CUDA_12 = [{"name": "Relion", "version": "5.0", "cuda": "12.4", "build": "source", "architectures": None, "ptx": None}]
+
+
+def test_fallback_whose_gpu_the_profile_cuda_cannot_run_is_refused_without_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_credentials(monkeypatch)
+    result = preflight.run_checks(params(driver_branch="470", gpu_programs=CUDA_12,
+                                         instance_types=["g4dn.xlarge", "g5.xlarge", "p2.xlarge", "m5.large"]))
+    checks = {check["name"]: check for check in result["checks"]}
+    p2 = checks["fallback instance type p2.xlarge"]
+    assert (p2["ok"], p2.get("not_run")) == (False, None)
+    assert p2["detail"] == (
+        "the profile's GPU programs cannot all run on it: Relion 5.0 (CUDA 12.4 build) cannot run on the K80 (3.7): "
+        "CUDA 12.4 builds start at compute capability 5.0. Whether eu-west-1 offers it was not checked (GPU from "
+        "roles/course/vars/gpu_support.yml; AWS was not asked).")
+    assert p2["fix"] == ("Remove p2.xlarge from aws.fallback_instance_types, or replace it with a type that passes "
+                         "these checks.")
+    g5 = checks["fallback instance type g5.xlarge"]
+    assert (g5["ok"], g5["not_run"]) == (False, True)
+    assert g5["detail"] == (NOT_RUN[:-1] + ": whether eu-west-1 offers g5.xlarge. Checked from "
+                            "roles/course/vars/gpu_support.yml: driver branch 470 drives the A10G (Ampere) of g5.xlarge.")
+    # A family the table does not know: nothing can be said without AWS.
+    assert checks["fallback instance type m5.large"]["detail"] == (
+        NOT_RUN[:-1] + ": whether eu-west-1 offers m5.large and its GPU (roles/course/vars/gpu_support.yml does not "
+        "name it).")
+
+
+def test_fallback_that_the_driver_branch_cannot_drive_is_refused() -> None:
+    facts = preflight.type_facts_offline(GPU_TABLE, "g6.xlarge")
+    result = preflight.fallback_check(params(driver_branch="470"), GPU_TABLE, "g6.xlarge", dict(facts, offered=True),
+                                      ["g4dn.xlarge", "g5.xlarge"], "", preflight.NOT_RUN_FIX)
+    assert result == {
+        "name": "fallback instance type g6.xlarge", "ok": False,
+        "detail": "driver branch 470 cannot drive the L4 (Ada) of g6.xlarge: the L4 needs branch 525 or later.",
+        "fix": "Remove g6.xlarge from aws.fallback_instance_types, or replace it with a type that passes these checks. "
+               "Set profile_vars.nvidia_driver_branch to one of 525, 535, 550, 570, 580 (the CUDA toolkits of the "
+               "profile keep working on a newer driver), or choose an instance type that branch 470 drives; offered "
+               "in eu-west-1: g4dn.xlarge, g5.xlarge.",
+    }
+    passed = preflight.fallback_check(params(driver_branch="470"), GPU_TABLE, "g5.xlarge",
+                                      {"offered": True, "known": True, "gpu": "A10G", "vcpus": 4}, [], "", "")
+    assert passed == {"name": "fallback instance type g5.xlarge", "ok": True, "fix": "",
+                      "detail": "offered in eu-west-1; driver branch 470 drives the A10G (Ampere) of g5.xlarge."}
 
 
 # --- the profile's GPU programs (information, never a failed check) ------------------
@@ -110,24 +186,93 @@ def test_gpu_facts_name_the_compute_capability() -> None:
     assert preflight.gpu_facts(GPU_TABLE, None) is None
 
 
-def test_run_checks_reports_the_gpu_fit_without_failing_a_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process moto stand-in for AWS: g4dn.xlarge is described with its T4 by the API."""
+MOTO_IMAGE = "Windows_Server-2016-English-Nano-Base-2017.10.13"  # one of moto's own AMIs
+
+
+def moto_account(monkeypatch: pytest.MonkeyPatch) -> Any:
     moto = pytest.importorskip("moto")
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": "eu-west-1"}.items():
         monkeypatch.setenv(key, value)
     for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
+    return moto
+
+
+def test_run_checks_with_aws_fallbacks_placements_image_gpu_fit_and_where_the_seats_are(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """In-process moto stand-in for AWS: g4dn.xlarge is described with its T4 by the API, p4d.24xlarge is offered
+    only in eu-west-1c, g6.xlarge not in eu-west-1."""
+    moto = moto_account(monkeypatch)
     with moto.mock_aws():
-        result = preflight.run_checks(params(driver_branch="470", gpu_programs=module_programs()))
-    assert [check["ok"] for check in result["checks"]] == [True] * 5
-    assert "GPU program" not in " ".join(check["name"] for check in result["checks"])
-    assert result["gpu"] == {"name": "T4", "architecture": "Turing", "compute_capability": "7.5"}
-    assert [(fit["name"], fit["verdict"]) for fit in result["gpu_fit"]] == [
+        ec2 = boto3.client("ec2", region_name="eu-west-1")
+        subnet = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": ["eu-west-1b"]}])["Subnets"][0]
+        image_id = ec2.describe_images(Filters=[{"Name": "name", "Values": [MOTO_IMAGE]}])["Images"][0]["ImageId"]
+        found = preflight.run_checks(params(driver_branch="470", gpu_programs=module_programs(), image_id=image_id))
+        seat = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceType="g4dn.xlarge",
+                                 SubnetId=subnet["SubnetId"], TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                     {"Key": "Name", "Value": "c-01"}, {"Key": "Course", "Value": "c"}]}])
+        seat_id = seat["Instances"][0]["InstanceId"]
+        record = tmp_path / "resources.json"
+        record.write_text(json.dumps({"version": 1, "course": "c",
+                                      "aws": {"eu-west-1": {"instances": [seat_id, "i-0000000000000dead"]}}}))
+        placements = [{"subnet_id": "", "availability_zone": "eu-west-1a"},
+                      {"subnet_id": subnet["SubnetId"], "availability_zone": ""},
+                      {"subnet_id": "subnet-0000dead", "availability_zone": ""}]
+        result = preflight.run_checks(params(
+            driver_branch="470", image_name="no-such-image-*", record=str(record), placements=placements,
+            instance_types=["g4dn.xlarge", "p4d.24xlarge", "g6.xlarge"]))
+    # The course's own image and type: every check passes, and the GPU programs' fit is information only.
+    assert [check["ok"] for check in found["checks"]] == [True] * 6
+    assert re.fullmatch(rf"{image_id} \({MOTO_IMAGE}, created \d{{4}}-\d\d-\d\dT[0-9:.]+Z\)\.",
+                        found["checks"][1]["detail"]), found["checks"][1]
+    assert found["gpu"] == {"name": "T4", "architecture": "Turing", "compute_capability": "7.5"}
+    assert [(fit["name"], fit["verdict"]) for fit in found["gpu_fit"]] == [
         ("Gctf", "needs_ptx"), ("Gautomatch", "needs_ptx"), ("motioncorr", "needs_ptx"), ("MotionCor2", "needs_ptx"),
         ("Relion", "needs_ptx")]
-    assert result["gpu_fit"][0]["line"] == ("Gctf 1.06 (CUDA 7.5 build, reaches compute capability 5.2): no native "
-                                            "code for the T4 (7.5); runs only if the binary carries PTX, not known.")
+    assert found["gpu_fit"][0]["line"] == ("Gctf 1.06 (CUDA 7.5 build, reaches compute capability 5.2): no native "
+                                           "code for the T4 (7.5); runs only if the binary carries PTX, not known.")
+    assert found["seats"] == {"recorded": 0, "machines": None, "note": ""}
+
+    checks = {check["name"]: check for check in result["checks"]}
+    assert list(checks) == ["credentials", "image", "instance type offered", "GPU and driver",
+                            "fallback instance type p4d.24xlarge", "fallback instance type g6.xlarge", "placements",
+                            "instance quota", "Elastic IPs"]
+    assert checks["image"] == {
+        "name": "image", "ok": False,
+        "detail": "No available AMI named like \"no-such-image-*\" owned by self in eu-west-1.",
+        "fix": "Check aws.image_id / aws.image_name / aws.image_owners and aws.region in the course file, or build "
+               "the course image first (playbooks/image.yml)."}
+    assert checks["fallback instance type p4d.24xlarge"]["ok"] is True
+    assert checks["fallback instance type g6.xlarge"]["detail"] == (
+        "g6.xlarge is not offered in eu-west-1; driver branch 470 cannot drive the L4 (Ada) of g6.xlarge: the L4 "
+        "needs branch 525 or later.")
+    assert checks["placements"]["detail"] == (
+        "in order: 1. zone eu-west-1a: g4dn.xlarge (not p4d.24xlarge, g6.xlarge); "
+        f"2. subnet {subnet['SubnetId']} (in eu-west-1b): g4dn.xlarge (not p4d.24xlarge, g6.xlarge); "
+        "3. subnet subnet-0000dead does not exist in eu-west-1.")
+    assert checks["placements"]["fix"].startswith("Remove or replace subnet subnet-0000dead in aws.availability_zones")
+    assert result["seats"] == {"recorded": 2, "note": "", "machines": [{
+        "name": "c-01", "instance_id": seat_id, "instance_type": "g4dn.xlarge", "availability_zone": "eu-west-1b",
+        "subnet_id": subnet["SubnetId"], "state": "running"}]}
+
+
+def test_a_read_that_aws_refuses_leaves_the_checks_not_run_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process moto stand-in for AWS; DescribeInstanceTypeOfferings is made to answer AccessDenied."""
+    moto = moto_account(monkeypatch)
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise preflight.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "not allowed"}},
+                                    "DescribeInstanceTypeOfferings")
+
+    monkeypatch.setattr(preflight, "offered", refused)
+    with moto.mock_aws():
+        result = preflight.run_checks(params(driver_branch="470", image_name="x*"))
+    credentials, image = result["checks"][:2]
+    assert credentials["ok"] is True
+    assert image == {"name": "image", "ok": False, "not_run": True,
+                     "detail": "not run: AWS refused a read (UnauthorizedOperation: not allowed).",
+                     "fix": preflight.READ_REFUSED_FIX}
 
 
 def test_module_refuses_malformed_gpu_programs_before_any_aws_call(monkeypatch: pytest.MonkeyPatch,
