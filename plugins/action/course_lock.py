@@ -64,7 +64,10 @@ class Outcome:
 
 
 def process_start_time(pid: int, proc: str = PROC) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks after boot); None when there is no such process."""
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks after boot); None when the process has ended.
+
+    A zombie (state Z or X: ended, not yet reaped by its parent) has ended too.
+    """
     try:
         with open(f"{proc}/{pid}/stat", encoding="utf-8", errors="replace") as stat:
             text = stat.read()
@@ -72,6 +75,8 @@ def process_start_time(pid: int, proc: str = PROC) -> int | None:
         return None
     # Field 2 (the command name, in parentheses) may hold spaces and parentheses: split after the last ')'.
     after_name = text[text.rindex(")") + 2:].split()
+    if after_name[3 - 3] in ("Z", "X", "x"):
+        return None
     return int(after_name[22 - 3])
 
 

@@ -76,6 +76,19 @@ def test_start_time_of_an_ended_process_is_none() -> None:
     assert course_lock.process_start_time(dead_pid()) is None
 
 
+def test_a_zombie_has_ended() -> None:
+    proc = subprocess.Popen(["true"])
+    stat = Path(f"/proc/{proc.pid}/stat")
+    deadline = time.monotonic() + 10
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child did not end"
+        time.sleep(0.01)
+    try:
+        assert course_lock.process_start_time(proc.pid) is None
+    finally:
+        proc.wait()
+
+
 def test_holder_record_names_the_run() -> None:
     record = this_run()
     assert record["pid"] == os.getpid()
