@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import boto3
 import pytest
@@ -86,9 +86,7 @@ def run_params(client_token: str, instance_type: str = "g4dn.xlarge", subnet: st
 class Cloud:
     """The stubbed client, wrapped with the module's retry decorator as AnsibleAWSModule.client() does."""
 
-    def __init__(self) -> None:
-        client = boto3.client("ec2", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing",
-                              endpoint_url="https://ec2.eu-west-1.example.invalid")
+    def __init__(self, client: Any) -> None:
         self.stub = Stubber(client)
         self.stub.activate()
         self.ec2 = RetryingBotoClientWrapper(client, fleet.retry_decorator())
@@ -124,10 +122,18 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return slept
 
 
+@pytest.fixture(scope="module")
+def client() -> Any:
+    """One client for the module (building it reads the EC2 model); each test stubs it afresh."""
+    return boto3.client("ec2", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing",
+                        endpoint_url="https://ec2.eu-west-1.example.invalid")
+
+
 @pytest.fixture
-def cloud() -> Cloud:
-    stubbed = Cloud()
+def cloud(client: Any) -> Iterator[Cloud]:
+    stubbed = Cloud(client)
     yield stubbed
+    stubbed.stub.deactivate()
     stubbed.stub.assert_no_pending_responses()
 
 
