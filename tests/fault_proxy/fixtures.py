@@ -38,7 +38,7 @@ def proxy_env(proxy: FaultProxy) -> dict[str, str]:
 
 
 class PlaybookRun:
-    """ansible-playbook in its own process group, its output in a file, so that it can be killed at a chosen point."""
+    """ansible-playbook in a session of its own, its output in a file, so that it can be killed at a chosen point."""
 
     def __init__(self, playbook: str, args: list[str], env: dict[str, str], log: Path) -> None:
         path = playbook if "/" in playbook else f"playbooks/{playbook}"
@@ -57,16 +57,27 @@ class PlaybookRun:
         return self.log.read_text()
 
     def kill(self) -> None:
-        """SIGKILL to the whole process group (ansible-playbook, its workers and the module processes)."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """SIGKILL to ansible-playbook and every process under it, as when the controller dies.
+
+        The process group is not enough: ansible's workers detach into sessions of their own
+        (os.setsid), so a module would live on and finish its call. The tree is frozen
+        (SIGSTOP) until no new process appears, then killed at once.
+        """
+        frozen: set[int] = set()
+        while True:
+            tree = descendants(self.proc.pid) | {self.proc.pid}
+            if tree <= frozen:
+                break
+            for pid in tree - frozen:
+                signal_quietly(pid, signal.SIGSTOP)
+            frozen |= tree
+        for pid in frozen:
+            signal_quietly(pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
         deadline = time.monotonic() + 10
-        while group_alive(self.proc.pid):
+        while any(running(pid) for pid in frozen):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"process group {self.proc.pid} survived SIGKILL")
+                raise RuntimeError(f"processes of the run survived SIGKILL: {sorted(p for p in frozen if running(p))}")
             time.sleep(0.1)
 
     def wait(self, timeout: float = 600) -> int:
@@ -84,13 +95,37 @@ class PlaybookRun:
             self.kill()
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether a process of the group still runs (zombies waiting for their reaper do not count)."""
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process."""
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            table[int(stat.parent.name)] = (int(fields[1]), fields[0])
+        except (OSError, IndexError, ValueError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return table
+
+
+def descendants(root: int) -> set[int]:
+    table = process_table()
+    found: set[int] = set()
+    parents = {root}
+    while parents:
+        children = {pid for pid, (ppid, _) in table.items() if ppid in parents and pid not in found}
+        found |= children
+        parents = children
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether the process still runs (a zombie waiting for its reaper does not)."""
+    state = process_table().get(pid)
+    return state is not None and state[1] != "Z"
+
+
+def signal_quietly(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass

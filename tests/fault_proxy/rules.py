@@ -9,6 +9,7 @@ A YAML (or JSON) mapping::
       - capacity: {instance_type: g4dn.xlarge, zone: eu-west-1b}
       - drop: {percent: 5, actions: [DescribeInstances], processed: true}
       - delay: {seconds: 2.5, actions: [RunInstances], after: 2, times: 1}
+      - delay: {seconds: 60, actions: [RunInstances], at: answer}
 
 Kinds:
 
@@ -23,7 +24,10 @@ Kinds:
   refused for a zone (only for an instance type out everywhere).
 - ``drop``: the connection is closed without an answer. With ``processed: true`` the
   request reaches the cloud first and only its answer is lost (the nasty case).
-- ``delay``: the request waits ``seconds`` before it goes on to the next rules.
+- ``delay``: with ``at: request`` (the default) the request waits ``seconds`` before it
+  goes on (to the next rules, then the cloud); a request whose caller hangs up meanwhile
+  never reaches the cloud. With ``at: answer`` the cloud gets the request at once and the
+  answer waits: a caller killed meanwhile never learns what the cloud did.
 
 Common keys: ``actions`` (a list of API action names, or ``all``; default ``all``),
 ``percent`` (throttle and drop: the share of matching requests hit, 0-100, default 100),
@@ -48,7 +52,7 @@ COMMON_KEYS = {"actions", "after", "times"}
 KIND_KEYS = {
     "throttle": COMMON_KEYS | {"percent"},
     "drop": COMMON_KEYS | {"percent", "processed"},
-    "delay": COMMON_KEYS | {"seconds"},
+    "delay": COMMON_KEYS | {"seconds", "at"},
     "capacity": {"zone", "instance_type", "after", "times"},
 }
 
@@ -67,6 +71,7 @@ class Rule:
     percent: float = 100.0
     seconds: float = 0.0
     processed: bool = False
+    at: str = "request"
     zone: str = ""
     instance_type: str = ""
     after: int = 0
@@ -97,7 +102,7 @@ class Rule:
         if self.kind == "capacity":
             return "capacity " + " ".join(f"{k}={v}" for k, v in (("zone", self.zone), ("instance_type", self.instance_type)) if v)
         if self.kind == "delay":
-            return f"delay {self.seconds:g}s"
+            return f"delay {self.seconds:g}s" + (" of the answer" if self.at == "answer" else "")
         return f"{self.kind} {self.percent:g}%" + (" processed" if self.processed else "")
 
 
@@ -146,6 +151,7 @@ def parse_rule(entry: Any, index: int, seed: int) -> Rule:
         percent=_number(spec, "percent", where, 100, 0, 100),
         seconds=_number(spec, "seconds", where, 0, 0),
         processed=bool(spec.get("processed", False)),
+        at=str(spec.get("at", "request")),
         zone=str(spec.get("zone") or ""),
         instance_type=str(spec.get("instance_type") or ""),
         after=int(_number(spec, "after", where, 0, 0)),
@@ -155,6 +161,8 @@ def parse_rule(entry: Any, index: int, seed: int) -> Rule:
         raise RuleError(f"{where}: capacity needs a zone, an instance_type, or both")
     if kind == "delay" and "seconds" not in spec:
         raise RuleError(f"{where}: delay needs seconds")
+    if rule.at not in ("request", "answer"):
+        raise RuleError(f"{where}: at must be request or answer, not {rule.at!r}")
     return rule
 
 

@@ -3,8 +3,9 @@
 Give its URL as the AWS endpoint (AWS_ENDPOINT_URL) to boto3 and Ansible; it forwards
 every request to the upstream (a moto server) unless a rule of the rule file answers it
 first (see rules.py). The rule file is read again whenever it changes, so a test can
-switch faults mid-run. Every request is logged twice (when it arrives, when it is
-answered or dropped), in memory for ``wait_for`` and, when asked, as JSON lines in a
+switch faults mid-run. Every request is logged when it arrives (event ``request``), when
+the cloud has answered it (``forwarded``) and when its answer is sent, dropped or
+abandoned (``answer``), in memory for ``wait_for`` and, when asked, as JSON lines in a
 file that another process can follow.
 
 What it adds to moto beyond faults: RunInstances is idempotent by ClientToken, as in EC2
@@ -20,6 +21,7 @@ import http.client
 import itertools
 import json
 import re
+import select
 import socket
 import threading
 import time
@@ -119,6 +121,11 @@ class FaultProxy:
                 with self.log_path.open("a") as stream:
                     stream.write(json.dumps(entry) + "\n")
             self.changed.notify_all()
+
+    def forget(self) -> None:
+        """Empty the in-memory log (the log file keeps everything)."""
+        with self.changed:
+            self.events.clear()
 
     def find(self, action: str | None = None, event: str = "answer", **details: Any) -> list[dict[str, Any]]:
         """The logged events of an action (any when None) and kind, with the given details."""
@@ -305,12 +312,19 @@ class ProxyHandler(BaseHTTPRequestHandler):
             proxy.log("answer", request, seq, status=500, rule="", error=str(exc))
             self.reply(500, [("Content-Type", "text/plain")], f"fault proxy rule file: {exc}".encode())
             return
-        for delay in delays:
-            proxy.pause(delay.seconds)
+        waits = [d for d in delays if d.at == "request"]
+        if sum(d.seconds for d in waits) and not self.wait_for_caller(sum(d.seconds for d in waits)):
+            proxy.log("answer", request, seq, status="abandoned", rule="", delays=[d.describe() for d in waits])
+            self.close_connection = True
+            return
         applied = [d.describe() for d in delays]
         if rule is not None and rule.kind == "drop":
             if rule.processed:
-                proxy.forward(request, headers, body)
+                try:
+                    proxy.forward(request, headers, body)
+                    proxy.log("forwarded", request, seq)
+                except (OSError, http.client.HTTPException) as exc:
+                    proxy.log("forwarded", request, seq, error=str(exc))
             proxy.log("answer", request, seq, status="dropped", rule=rule.describe(), delays=applied)
             self.drop()
             return
@@ -324,10 +338,28 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 proxy.log("answer", request, seq, status=502, rule="", delays=applied, error=str(exc))
                 self.reply(502, [("Content-Type", "text/plain")], f"fault proxy: upstream failed: {exc}".encode())
                 return
+            proxy.log("forwarded", request, seq, status=reply.status)
             status, reply_headers, data, code = reply.status, reply.headers, reply.body, ""
+        proxy.pause(sum(d.seconds for d in delays if d.at == "answer"))
         sent = self.reply(status, reply_headers, data)
         proxy.log("answer", request, seq, status=status, rule=rule.describe() if rule else "", code=code,
                   delays=applied, delivered=sent)
+
+    def wait_for_caller(self, seconds: float) -> bool:
+        """Hold the request; False as soon as its caller hangs up (then it never reaches the cloud)."""
+        deadline = time.monotonic() + seconds
+        while not self.server.proxy.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.2))
+            if readable:
+                try:
+                    if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                        return False
+                except OSError:
+                    return False
+        return True
 
     def reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> bool:
         """Send an answer; False when the caller is gone (killed while it waited)."""
