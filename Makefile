@@ -96,19 +96,39 @@ MOLECULE_API_STREAM := artifact cuda nvidia_driver course_data_volume desktop_ve
 ALL_SCENARIOS := $(filter-out default,$(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))))
 
 checks: setup
-	$(MAKE) --no-print-directory -j2 -k checks-api checks-containers
+	rm -rf $(CHECKS_LOG) && mkdir -p $(CHECKS_LOG)
+	rc=0
+	$(MAKE) --no-print-directory -j2 -k checks-api checks-containers || rc=$$?
+	# Both streams interleave above; repeat what failed, with the end of its own output.
+	for step in $$(cat $(CHECKS_LOG)/failed 2>/dev/null); do
+	  echo "=== FAILED: $$step (whole output: $(CHECKS_LOG)/$$step.log); its last 60 lines:"
+	  tail -n 60 $(CHECKS_LOG)/$$step.log
+	done
+	exit $$rc
+
+# A step of a stream: its output also goes to $(CHECKS_LOG)/<step>.log, and a failure is noted.
+CHECKS_LOG := output/checks
+define checks_step
+{ $(MAKE) --no-print-directory $(2) 2>&1 | tee $(CHECKS_LOG)/$(1).log || { echo $(1) >> $(CHECKS_LOG)/failed; false; }; }
+endef
 
 checks-api:
 	@start=$$(date +%s)
-	{ rc=0; $(MAKE) --no-print-directory -j1 -k lint unit provider || rc=1
-	  $(MAKE) --no-print-directory molecule SCENARIO="$(filter $(ALL_SCENARIOS),$(MOLECULE_API_STREAM))" || rc=1
+	mkdir -p $(CHECKS_LOG)
+	{ rc=0
+	  $(call checks_step,lint,lint) || rc=1
+	  $(call checks_step,unit,unit) || rc=1
+	  $(call checks_step,provider,provider) || rc=1
+	  $(call checks_step,molecule-api,molecule SCENARIO="$(filter $(ALL_SCENARIOS),$(MOLECULE_API_STREAM))") || rc=1
 	  exit $$rc; } 2>&1 | sed -u 's/^/[api] /'
 	echo "[api] lint, unit, provider, molecule $(filter $(ALL_SCENARIOS),$(MOLECULE_API_STREAM)): passed in $$(( $$(date +%s) - start )) s"
 
 checks-containers:
 	@start=$$(date +%s)
-	{ rc=0; $(MAKE) --no-print-directory molecule SCENARIO="$(filter-out $(MOLECULE_API_STREAM),$(ALL_SCENARIOS))" || rc=1
-	  $(MAKE) --no-print-directory e2e || rc=1
+	mkdir -p $(CHECKS_LOG)
+	{ rc=0
+	  $(call checks_step,molecule-containers,molecule SCENARIO="$(filter-out $(MOLECULE_API_STREAM),$(ALL_SCENARIOS))") || rc=1
+	  $(call checks_step,e2e,e2e) || rc=1
 	  exit $$rc; } 2>&1 | sed -u 's/^/[containers] /'
 	echo "[containers] molecule $(filter-out $(MOLECULE_API_STREAM),$(ALL_SCENARIOS)), e2e: passed in $$(( $$(date +%s) - start )) s"
 
@@ -129,11 +149,11 @@ unit: setup
 	pytest -q tests/unit $(PYTEST_ARGS)
 
 provider: setup
-	pytest -q tests/provider $(PYTEST_ARGS)
+	pytest -q --durations=15 tests/provider $(PYTEST_ARGS)
 
 # The demo end to end: make demo, again (no change), a broken seat, make demo-down.
 e2e: setup
-	pytest -q -s tests/e2e $(PYTEST_ARGS)
+	pytest -q -s --durations=10 tests/e2e $(PYTEST_ARGS)
 
 molecule: setup
 	failed=""
