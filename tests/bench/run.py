@@ -11,6 +11,17 @@ iteration per seat (tests/bench/playbooks/loop.yml), each from an empty moto sta
 the same playbook again with nothing to change (the convergence re-run). It raises when a
 playbook fails, when a re-run changes something, or when moto does not end with exactly N
 running instances of the bench course with the seats' settings.
+
+aws_throttling: wall-clock seconds of fleet.yml launching 40 seats through the fault proxy
+(tests/fault_proxy) in front of moto, once with no fault (clean) and once with 10 % of all
+AWS calls answered with EC2's throttling error (RequestLimitExceeded, HTTP 503; seeded, so
+the same calls are throttled in every bench run), each from an empty moto state.
+aws_throttled_ratio_40 is throttled / clean; the goal is at most 2.0. It raises when a run
+fails, when it was not throttled at all, or when moto does not end with exactly 40
+machines of the course (in any state: none launched twice) with the seats' settings.
+
+`python tests/bench/run.py NAME...` runs only the named benchmarks (results.json then
+holds only those).
 """
 
 from __future__ import annotations
@@ -33,6 +44,11 @@ VENV_BIN = Path(sys.executable).parent
 REGION = "eu-west-1"
 COURSE = "bench"
 SEAT_COUNTS = (10, 40)
+THROTTLED_SEATS = 40
+THROTTLED_PERCENT = 10
+THROTTLED_SEED = 40
+THROTTLED_GOAL = 2.0
+THROTTLED_RATIO = f"aws_throttled_ratio_{THROTTLED_SEATS}"  # throttled seconds / clean seconds
 # The moto server and settings the AWS tests use (tests/conftest.py).
 sys.path.insert(0, str(PROJECT / "tests"))
 from conftest import moto_process, moto_settings, reset_moto  # noqa: E402
@@ -167,16 +183,69 @@ def aws_fleet_vs_loop() -> dict[str, float]:
     return results
 
 
+def check_launched_once(ec2: Any, seats: int, label: str) -> None:
+    """Moto holds exactly `seats` machines of the bench course in any state: no seat was launched twice."""
+    filters = [{"Name": "tag:Course", "Values": [COURSE]}]
+    found = [i for page in ec2.get_paginator("describe_instances").paginate(Filters=filters)
+             for r in page["Reservations"] for i in r["Instances"]]
+    if len(found) != seats:
+        raise BenchError(f"{label}: {len(found)} machines were launched for {seats} seats")
+
+
+def aws_throttling() -> dict[str, float]:
+    """fleet.yml, 40 seats, through the fault proxy: clean, then with 10 % of the AWS calls throttled."""
+    import tempfile
+
+    from fault_proxy import FaultProxy
+
+    results: dict[str, float] = {}
+    with moto_process() as url, tempfile.TemporaryDirectory() as scratch:
+        ec2 = ec2_client(url)
+        reset_moto(url)
+        image = stock_image(ec2)
+        for way, rules in (("clean", []), ("throttled", [{"throttle": {"percent": THROTTLED_PERCENT, "actions": "all"}}])):
+            reset_moto(url)
+            settings = {**prerequisites(ec2, image), "bench_seats": THROTTLED_SEATS}
+            label = f"{way} {THROTTLED_SEATS}"
+            # A proxy per run: its ClientToken memory must not outlive moto's state.
+            with FaultProxy(url, Path(scratch) / f"{way}.yml") as proxy:
+                proxy.set_rules(rules, seed=THROTTLED_SEED)
+                seconds, recap = play(proxy.url, "fleet.yml", settings)
+                throttled = len(proxy.find(code="RequestLimitExceeded"))
+                calls = len(proxy.find())
+            if recap["changed"] == 0:
+                raise BenchError(f"{label}: the run changed nothing")
+            if rules and not throttled:
+                raise BenchError(f"{label}: no call was throttled")
+            check_seats(ec2, THROTTLED_SEATS, settings, label)
+            check_launched_once(ec2, THROTTLED_SEATS, label)
+            results[f"{way}_{THROTTLED_SEATS}_s"] = seconds
+            results[f"{way}_{THROTTLED_SEATS}_calls"] = calls
+            results[f"{way}_{THROTTLED_SEATS}_throttled_calls"] = throttled
+            print(f"  aws_throttling: {label} seats {seconds:.1f} s, {calls} calls, {throttled} throttled",
+                  file=sys.stderr, flush=True)
+    ratio = results[f"throttled_{THROTTLED_SEATS}_s"] / results[f"clean_{THROTTLED_SEATS}_s"]
+    results[THROTTLED_RATIO] = ratio
+    if ratio > THROTTLED_GOAL:
+        print(f"  aws_throttling: ratio {ratio:.2f} is over the goal of {THROTTLED_GOAL}", file=sys.stderr, flush=True)
+    return results
+
+
 BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {
     "aws_fleet_vs_loop": aws_fleet_vs_loop,
+    "aws_throttling": aws_throttling,
 }
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    selected = {name: bench for name, bench in BENCHMARKS.items() if not names or name in names}
     results = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "benchmarks": {name: bench() for name, bench in BENCHMARKS.items()},
+        "benchmarks": {name: bench() for name, bench in selected.items()},
     }
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(json.dumps(results, indent=2) + "\n")
@@ -190,4 +259,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -22,3 +22,11 @@ def test_aws_fleet_vs_loop_is_registered_with_its_playbooks():
     assert callable(runner.BENCHMARKS["aws_fleet_vs_loop"])
     for playbook in ("fleet.yml", "loop.yml", "vars/bench.yml"):
         assert (runner.PLAYBOOKS / playbook).is_file(), playbook
+
+
+def test_aws_throttling_is_registered_and_measures_the_ratio_against_its_goal():
+    runner = load_bench_runner()
+    assert callable(runner.BENCHMARKS["aws_throttling"])
+    assert (runner.THROTTLED_SEATS, runner.THROTTLED_PERCENT, runner.THROTTLED_GOAL) == (40, 10, 2.0)
+    assert runner.THROTTLED_RATIO == "aws_throttled_ratio_40"
+    assert (PROJECT / "tests" / "fault_proxy" / "server.py").is_file()
