@@ -52,8 +52,10 @@ def every_instance() -> list[dict[str, Any]]:
 
 
 def recorded_instances(output: Path) -> list[str]:
-    record = json.loads((output / "resources.json").read_text())
-    return record["aws"][REGION].get("instances", [])
+    """The machines the course's record names (none when teardown removed the record or the region)."""
+    path = output / "resources.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    return record.get("aws", {}).get(REGION, {}).get("instances", [])
 
 
 def sheet_names(output: Path) -> list[str]:
@@ -89,7 +91,7 @@ def wait_for_record(output: Path, count: int, timeout: float = 30) -> None:
     """Until the course's record lists `count` machines (the module writes it just after each launch)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (output / "resources.json").exists() and len(recorded_instances(output)) >= count:
+        if len(recorded_instances(output)) >= count:
             return
         time.sleep(0.1)
     raise AssertionError(f"the record never listed {count} machines")
@@ -240,8 +242,25 @@ def after_kill_after_launch(proxy: FaultProxy, course: str, output: Path) -> Non
 KILL_POINTS = {
     "before_launch": (kill_before_launch, after_kill_before_launch),
     "mid_launch": (kill_mid_launch, after_kill_mid_launch),
-    "after_launch_before_the_sheet": (kill_after_launch, after_kill_after_launch),
 }
+
+
+def killed_provision_is_finished(point: tuple[Callable, Callable], proxy: FaultProxy, run_playbook, args: list[str],
+                                 course: str, output: Path, log: Path) -> None:
+    """Provision killed at a point, then a plain re-run: the course is complete and the dead run's lock broken."""
+    kill_at, check_killed = point
+    with PlaybookRun("provision.yml", args, proxy_env(proxy), log) as killed:
+        kill_at(proxy, output)
+        assert killed.proc.poll() is None, killed.output[-3000:]
+        killed.kill()
+    check_killed(proxy, course, output)
+    assert (output / "run.lock").exists(), "the killed run left no lock"
+
+    proxy.set_rules([])
+    rerun = run_playbook("provision.yml", *args, env=proxy_env(proxy))
+    assert rerun.returncode == 0, rerun.stdout[-5000:]
+    assert_course_complete(course, output, SEATS)
+    assert_stale_lock_broken(course, rerun.stdout, killed)
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
@@ -249,36 +268,22 @@ def test_provision_killed_on_moto_is_finished_by_a_rerun(point: str, fault_proxy
                                                           course_catalogue, tmp_path: Path) -> None:
     course = f"killed-{point.split('_')[0]}"
     args = course_catalogue(course, course_file(SEATS, image_id=linux_image_id()))
-    output = tmp_path / "output" / course
-    kill_at, check_killed = KILL_POINTS[point]
-
-    with PlaybookRun("provision.yml", args, proxy_env(fault_proxy), tmp_path / "killed.log") as killed:
-        kill_at(fault_proxy, output)
-        assert killed.proc.poll() is None, killed.output[-3000:]
-        killed.kill()
-    check_killed(fault_proxy, course, output)
-    assert (output / "run.lock").exists(), "the killed run left no lock"
-
-    fault_proxy.set_rules([])
-    rerun = run_playbook("provision.yml", *args, env=proxy_env(fault_proxy))
-    assert rerun.returncode == 0, rerun.stdout[-5000:]
-    assert_course_complete(course, output, SEATS)
-    assert_stale_lock_broken(course, rerun.stdout, killed)
+    killed_provision_is_finished(KILL_POINTS[point], fault_proxy, run_playbook, args, course, tmp_path / "output" / course,
+                                 tmp_path / "killed.log")
 
 
-def test_teardown_killed_on_moto_after_its_first_terminate_is_finished_by_a_rerun(
+def test_provision_killed_on_moto_before_the_sheet_then_teardown_killed_after_its_terminate_are_finished_by_reruns(
         fault_proxy: FaultProxy, run_playbook, course_catalogue, tmp_path: Path) -> None:
-    course = "killed-teardown"
+    course = "killed-after"
     args = course_catalogue(course, course_file(SEATS, image_id=linux_image_id()))
     output = tmp_path / "output" / course
-    run = functools.partial(run_playbook, env=proxy_env(fault_proxy))
-    assert run("provision.yml", *args).returncode == 0
-    assert_course_complete(course, output, SEATS)
+    killed_provision_is_finished((kill_after_launch, after_kill_after_launch), fault_proxy, run_playbook, args, course,
+                                 output, tmp_path / "killed-provision.log")
 
     # moto terminates at once; the answer is held, so the killed run never learns it and keeps its record.
     fault_proxy.set_rules([{"delay": {"seconds": HOLD, "actions": ["TerminateInstances"], "at": "answer"}}])
-    with PlaybookRun("teardown.yml", [*args, "-e", f"confirm_teardown={course}"], proxy_env(fault_proxy),
-                     tmp_path / "killed.log") as killed:
+    teardown = [*args, "-e", f"confirm_teardown={course}"]
+    with PlaybookRun("teardown.yml", teardown, proxy_env(fault_proxy), tmp_path / "killed-teardown.log") as killed:
         fault_proxy.wait_for("TerminateInstances", event="forwarded")
         assert killed.proc.poll() is None, killed.output[-3000:]
         killed.kill()
@@ -287,10 +292,10 @@ def test_teardown_killed_on_moto_after_its_first_terminate_is_finished_by_a_reru
     assert (output / "run.lock").exists(), "the killed run left no lock"
 
     fault_proxy.set_rules([])
-    rerun = run("teardown.yml", *args, "-e", f"confirm_teardown={course}")
+    rerun = run_playbook("teardown.yml", *teardown, env=proxy_env(fault_proxy))
     assert rerun.returncode == 0, rerun.stdout[-5000:]
     assert "nothing tagged with it is left" in rerun.stdout
     assert tagged_with_course(course) == {k: [] for k in tagged_with_course(course)}
     assert {i["State"]["Name"] for i in every_instance()} == {"terminated"} and len(every_instance()) == SEATS
-    assert not (output / "run.lock").exists()
+    assert recorded_instances(output) == [] and not (output / "run.lock").exists()
     assert_stale_lock_broken(course, rerun.stdout, killed)
