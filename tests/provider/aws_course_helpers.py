@@ -125,7 +125,12 @@ def launch_decoy(image_id: str, name: str, **tag_values: str) -> str:
 
 
 def read_credentials(path: Path) -> dict[str, dict[str, str]]:
-    return yaml.safe_load(path.read_text())
+    """The seats' passwords of a credentials file (without its edition, which read_edition gives)."""
+    return {name: seat for name, seat in yaml.safe_load(path.read_text()).items() if name != "edition"}
+
+
+def read_edition(path: Path) -> str:
+    return yaml.safe_load(path.read_text())["edition"]
 
 
 def passwords(credentials: dict[str, dict[str, str]]) -> list[str]:

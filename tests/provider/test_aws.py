@@ -7,6 +7,7 @@ and checks the result through boto3, independently of what the playbooks report.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from aws_course_helpers import (
     linux_image_id,
     passwords,
     read_credentials,
+    read_edition,
     recap,
     root_volume,
     seat_file_of,
@@ -60,7 +62,7 @@ def assert_access_sheet(output: Path, credentials: dict, key_file: str) -> None:
     for name in ("access.csv", "access.html", "instructor.html", "credentials.yml"):
         assert (output / name).stat().st_mode & 0o777 == 0o600, name
     rows = [line.split(",") for line in (output / "access.csv").read_text().splitlines()]
-    assert rows[0] == ["seat", "name", "state", "ip", "url", "password", "shell"]
+    assert rows[0] == ["seat", "name", "state", "ip", "url", "password", "shell", "instance_type", "availability_zone"]
     machines = {tags(i)["Name"]: i for i in course_instances(output.name)}
     assert len(rows) - 1 == len(machines)
     html = (output / "access.html").read_text()
@@ -72,6 +74,11 @@ def assert_access_sheet(output: Path, credentials: dict, key_file: str) -> None:
         assert row[5] == f'"{credentials[name]["vnc_password"]}"'
         ssh = f"ssh -i {key_file} ubuntu@{ip}" if key_file else f"ssh ubuntu@{ip}"
         assert row[6] == f'"{ssh}"'
+        zone = machines[name]["Placement"]["AvailabilityZone"]
+        assert row[7:] == ['"g4dn.xlarge"', f'"{zone}"']
+        # Where the seat landed and its on-demand price (aws-2026-08: g4dn.xlarge in eu-west-1).
+        assert (f'<td class="mono">g4dn.xlarge</td>\n    <td class="mono">{zone}</td>\n    <td>0.587</td>'
+                in instructor), instructor
         assert f"https://{ip}/vnc.html" in html and credentials[name]["vnc_password"] in html
         assert credentials[name]["vnc_view_password"] not in html
         assert credentials[name]["vnc_view_password"] in instructor
@@ -100,6 +107,8 @@ def test_course_from_check_mode_to_teardown(aws_env, run_playbook, course_catalo
     credentials = read_credentials(output / "credentials.yml")
     names = [f"madrid-training-0{n}" for n in (1, 2, 3)]
     assert sorted(credentials) == names
+    edition = read_edition(output / "credentials.yml")
+    assert re.fullmatch(r"\d{8}T\d{6}Z", edition), edition
     for seat in credentials.values():
         for password in seat.values():
             assert len(password) == 8 and not set(password) & set("0O1lI")

@@ -146,7 +146,10 @@ class LocalCourse:
         return result, json.loads(report.read_text())
 
     def credentials(self) -> dict[str, dict[str, str]]:
-        return yaml.safe_load((self.root / "output" / self.name / "credentials.yml").read_text())
+        """The seats' passwords (the file also holds the edition)."""
+        saved = yaml.safe_load((self.root / "output" / self.name / "credentials.yml").read_text())
+        assert re.fullmatch(r"\d{8}T\d{6}Z", saved.pop("edition")), "the credentials file names no edition"
+        return saved
 
     def containers(self) -> dict[str, dict[str, Any]]:
         return labelled(self.name)
