@@ -235,6 +235,7 @@ from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import gpu_supp
 try:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+    from botocore.config import Config
     from botocore.exceptions import ProfileNotFound
 except ImportError:  # pragma: no cover - reported by the module
     boto3 = None
@@ -313,7 +314,7 @@ def instance_class(instance_type: str) -> str | None:
 def credentials_check(session: Any, region: str) -> tuple[dict[str, Any], str]:
     """Who the credentials are, or why they do not work; and why the other checks cannot run ('' when they can)."""
     try:
-        identity = session.client("sts", region_name=region).get_caller_identity()
+        identity = client(session, "sts", region).get_caller_identity()
     except ProfileNotFound as exc:
         return check("credentials", False, f"{exc}.", CREDENTIALS_FIX), NO_CREDENTIALS
     except (NoCredentialsError, PartialCredentialsError) as exc:
@@ -572,7 +573,7 @@ def vcpus_of(instance: dict[str, Any], type_vcpus: dict[str, int]) -> int:
 def service_quota(session: Any, region: str, code: str) -> tuple[float | None, str]:
     """Value of an EC2 quota from Service Quotas, or (None, why not)."""
     try:
-        answer = session.client("service-quotas", region_name=region).get_service_quota(
+        answer = client(session, "service-quotas", region).get_service_quota(
             ServiceCode="ec2", QuotaCode=code)
     except ClientError as exc:
         return None, exc.response.get("Error", {}).get("Code", "error")
@@ -810,7 +811,7 @@ def offline_report(params: dict[str, Any], first: dict[str, Any], reason: str,
 def online_report(session: Any, params: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
     """Every check, with AWS's answers."""
     table, region, choices = params["gpu_support"], params["region"], instance_choices(params)
-    ec2 = session.client("ec2", region_name=region)
+    ec2 = client(session, "ec2", region)
     candidates = list(table.get("instance_types", []))
     in_region = offered(ec2, candidates + choices)
     offered_candidates = [t for t in candidates if t in in_region]
@@ -822,7 +823,7 @@ def online_report(session: Any, params: dict[str, Any], first: dict[str, Any]) -
     elsewhere = []
     if not main["offered"]:
         for other in params["compare_regions"]:
-            if other != region and choices[0] in offered(session.client("ec2", region_name=other), [choices[0]]):
+            if other != region and choices[0] in offered(client(session, "ec2", other), [choices[0]]):
                 elsewhere.append(other)
     checks = [
         first,
@@ -836,6 +837,18 @@ def online_report(session: Any, params: dict[str, Any], first: dict[str, Any]) -
         elastic_ip_check(ec2, params),
     ]
     return report(params, checks, main, offered_candidates, seats_report(ec2, params))
+
+
+# A busy account gets RequestLimitExceeded: more tries than botocore's standard 3 before a check gives up.
+MAX_ATTEMPTS = 10
+THROTTLING_CODES = {"RequestLimitExceeded", "Throttling", "ThrottlingException"}
+THROTTLED_FIX = "AWS is limiting this account's request rate: run again in a few minutes."
+
+
+def client(session: Any, service: str, region: str) -> Any:
+    """A client of the session whose calls are retried with backoff (throttling, 5xx) up to MAX_ATTEMPTS times."""
+    return session.client(service, region_name=region,
+                          config=Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}))
 
 
 def aws_error(exc: Exception) -> str:
@@ -857,6 +870,8 @@ def run_checks(params: dict[str, Any]) -> dict[str, Any]:
     try:
         return online_report(session, params, first)
     except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in THROTTLING_CODES:
+            return offline_report(params, first, f"AWS throttled the reads ({aws_error(exc)})", THROTTLED_FIX)
         return offline_report(params, first, f"AWS refused a read ({aws_error(exc)})", READ_REFUSED_FIX)
 
 
