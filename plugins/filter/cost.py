@@ -114,6 +114,19 @@ def course_cost(course: dict[str, Any], table: dict[str, Any], up_hours: Any = N
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def course_hourly_prices(course: dict[str, Any], tables: dict[str, Any]) -> dict[str, Any]:
+    """On-demand price per hour of each instance type in the course's region, from the table the estimate uses.
+
+    {} when no table prices the region (the access sheet then shows no price, it never fails for it).
+    """
+    try:
+        table = pick_price_table(course, tables)
+    except cost.PriceError:
+        return {}
+    region = (course.get("aws") or {}).get("region", "")
+    return dict(((table.get("regions") or {}).get(region) or {}).get("instances") or {})
+
+
 def course_gpu_working_types(gpu_table: dict[str, Any], branch: Any, candidates: list[str] | None = None) -> list[str]:
     """Instance types whose GPU the driver branch drives (all candidates when no branch is set)."""
     types = candidates if candidates is not None else list(gpu_table.get("instance_types", []))
@@ -138,5 +151,6 @@ class FilterModule:
         return {
             "course_cost_plan": course_cost_plan,
             "course_cost": course_cost,
+            "course_hourly_prices": course_hourly_prices,
             "course_gpu_working_types": course_gpu_working_types,
         }

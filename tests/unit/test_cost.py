@@ -527,3 +527,18 @@ def test_preflight_lines_and_refusal() -> None:
     assert plan_filter.course_preflight_refusal(checks, "madrid") == (
         "Preflight refused course madrid before creating anything. Elastic IPs: 1 too many. Fix: Set aws.elastic_ips: false.")
     assert plan_filter.course_preflight_refusal(checks[:1], "madrid") == ""
+
+
+# --- prices on the access sheet ----------------------------------------------
+
+def test_hourly_prices_come_from_the_table_the_estimate_uses() -> None:
+    newest = cost_filter.course_hourly_prices(course(), all_tables())
+    assert newest["g4dn.xlarge"] == table("aws-2026-08")["regions"]["eu-west-1"]["instances"]["g4dn.xlarge"]
+    pinned = cost_filter.course_hourly_prices(course(price_table="aws-2018-01"), all_tables())
+    assert pinned == table("aws-2018-01")["regions"]["eu-west-1"]["instances"]
+    assert "g4dn.xlarge" not in pinned
+
+
+def test_hourly_prices_of_an_unpriced_course_are_empty_not_an_error() -> None:
+    assert cost_filter.course_hourly_prices(course(price_table="no-such-table"), all_tables()) == {}
+    assert cost_filter.course_hourly_prices(course(aws={"region": "ap-south-2"}), all_tables()) == {}
