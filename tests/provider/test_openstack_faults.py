@@ -129,7 +129,8 @@ def test_quota_full_mid_way_keeps_the_servers_made_and_a_rerun_fills_in(
 
     The re-run meets a burst of 503 from Nova while it creates them, and two 409 Conflict answers
     while it starts the first seat (stopped meanwhile): it tries again and the course is complete.
-    A third run changes nothing.
+    A third run changes nothing. Stopping the course then meets a burst of 503 on the read of its
+    servers and two 409 Conflict answers on the first stop: both are tried again, every seat stops.
     """
     site = openstack_site
     site.double.instances_quota_full_after(1)
@@ -171,3 +172,12 @@ def test_quota_full_mid_way_keeps_the_servers_made_and_a_rerun_fills_in(
     assert third.returncode == 0, third.stdout[-4000:]
     assert recap(third)["changed"] == 0, third.stdout[-6000:]
     assert {n: s["id"] for n, s in course_servers(site, "faulty").items()} == {n: s["id"] for n, s in after.items()}
+
+    site.double.nova_unavailable(2, method="GET", path="/compute/v2.1/servers")
+    site.double.server_action_conflict(2, action="os-stop")
+    stopped = run_playbook("lifecycle.yml", *args, *NO_DELAY, "-e", "course_action=stop", env=site.env())
+    assert stopped.returncode == 0, stopped.stdout[-4000:]
+    assert "FAILED - RETRYING: [localhost]: Read the servers that carry the course's metadata" in stopped.stdout
+    assert "FAILED - RETRYING: [localhost]: Act on the seats: stop" in stopped.stdout
+    assert site.double.faults_fired()[6:] == [*["503 GET /compute/v2.1/servers/detail"] * 2, "409 os-stop", "409 os-stop"]
+    assert {n: s["status"] for n, s in course_servers(site, "faulty").items()} == dict.fromkeys(after, "SHUTOFF")
