@@ -213,16 +213,17 @@ def after_kill_before_launch(proxy: FaultProxy, course: str, output: Path) -> No
     assert every_instance() == [] and not proxy.find("RunInstances", event="request")
 
 
-def kill_mid_launch(proxy: FaultProxy, output: Path) -> None:
-    """The first launch is answered; the others reach moto but their answers are held: kill then."""
-    proxy.set_rules([{"delay": {"seconds": HOLD, "actions": ["RunInstances"], "after": 1, "at": "answer"}}])
+def kill_mid_launch(proxy: FaultProxy, output: Path, answered: int = 1) -> None:
+    """`answered` launches are answered; the others reach moto but their answers are held: kill then."""
+    proxy.set_rules([{"delay": {"seconds": HOLD, "actions": ["RunInstances"], "after": answered, "at": "answer"}}])
     proxy.wait_for("RunInstances", event="forwarded", count=SEATS)
-    proxy.wait_for("RunInstances", event="answer", count=1)
-    wait_for_record(output, 1)
+    if answered:
+        proxy.wait_for("RunInstances", event="answer", count=answered)
+        wait_for_record(output, answered)
 
 
-def after_kill_mid_launch(proxy: FaultProxy, course: str, output: Path) -> None:
-    assert len(course_instances(course)) == SEATS and len(recorded_instances(output)) == 1, \
+def after_kill_mid_launch(proxy: FaultProxy, course: str, output: Path, answered: int = 1) -> None:
+    assert len(course_instances(course)) == SEATS and len(recorded_instances(output)) == answered, \
         "the killed run should leave machines that its record does not name"
 
 
@@ -242,6 +243,10 @@ def after_kill_after_launch(proxy: FaultProxy, course: str, output: Path) -> Non
 KILL_POINTS = {
     "before_launch": (kill_before_launch, after_kill_before_launch),
     "mid_launch": (kill_mid_launch, after_kill_mid_launch),
+    # Every launch reached AWS, none was answered: the record names no seat, yet the re-run keeps
+    # the edition (the machines are named like the seats) and gets them back by their launch tokens.
+    "unanswered_launch": (functools.partial(kill_mid_launch, answered=0),
+                          functools.partial(after_kill_mid_launch, answered=0)),
 }
 
 
