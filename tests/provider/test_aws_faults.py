@@ -213,6 +213,16 @@ def after_kill_before_launch(proxy: FaultProxy, course: str, output: Path) -> No
     assert every_instance() == [] and not proxy.find("RunInstances", event="request")
 
 
+def kill_in_key_pair(proxy: FaultProxy, output: Path) -> None:
+    """AWS makes the key pair but its answer (the private key) is held: kill then."""
+    proxy.set_rules([{"delay": {"seconds": HOLD, "actions": ["CreateKeyPair"], "at": "answer"}}])
+    proxy.wait_for("CreateKeyPair", event="forwarded")
+
+
+def after_kill_in_key_pair(proxy: FaultProxy, course: str, output: Path) -> None:
+    assert every_instance() == [] and tagged_with_course(course)["key_pairs"], "the key pair should exist, unanswered"
+
+
 def kill_mid_launch(proxy: FaultProxy, output: Path, answered: int = 1) -> None:
     """`answered` launches are answered; the others reach moto but their answers are held: kill then."""
     proxy.set_rules([{"delay": {"seconds": HOLD, "actions": ["RunInstances"], "after": answered, "at": "answer"}}])
@@ -242,6 +252,8 @@ def after_kill_after_launch(proxy: FaultProxy, course: str, output: Path) -> Non
 
 KILL_POINTS = {
     "before_launch": (kill_before_launch, after_kill_before_launch),
+    # The key pair was made but its private key never came back: the re-run makes it again.
+    "keypair_unanswered": (kill_in_key_pair, after_kill_in_key_pair),
     "mid_launch": (kill_mid_launch, after_kill_mid_launch),
     # Every launch reached AWS, none was answered: the record names no seat, yet the re-run keeps
     # the edition (the machines are named like the seats) and gets them back by their launch tokens.
