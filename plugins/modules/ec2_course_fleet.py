@@ -177,6 +177,12 @@ options:
     type: list
     elements: str
     default: []
+  warn_foreign:
+    description:
+      - Warn, naming them, about live instances tagged with the course that O(record) does not name (RV(foreign)).
+        V(false) when the caller reports them itself or is about to recover them (a provision's first read).
+    type: bool
+    default: true
   require_adopted:
     description:
       - Fail, before changing anything, when an instance id of O(adopt) is not a live instance tagged with the course in
@@ -933,7 +939,7 @@ class Fleet:
 
     def warn_foreign(self) -> None:
         """Name the machines left alone (at the end: a launch may have recovered one by its ClientToken)."""
-        if self.foreign:
+        if self.foreign and self.params["warn_foreign"]:
             self.module.warn(rec.foreign_notice(self.params["course"], self.record.path, f"region {self.region}",
                                                 "machine", self.foreign))
 
@@ -1244,6 +1250,7 @@ def main() -> None:
         record=dict(type="path"),
         adopt=dict(type="list", elements="str", default=[]),
         require_adopted=dict(type="bool", default=True),
+        warn_foreign=dict(type="bool", default=True),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     if len(set(module.params["seat_names"])) != len(module.params["seat_names"]):

@@ -41,7 +41,7 @@ class FakeModule:
                        "key_name": None, "security_group_ids": [GROUP], "subnet_id": None, "assign_public_ip": True,
                        "disk_gb": 30, "tags": {}, "user_data": {}, "elastic_ips": False, "wait": True,
                        "wait_timeout": 900, "wait_delay": 5, "max_parallel_launches": 1, "record": None, "adopt": [],
-                       "require_adopted": True, **params}
+                       "require_adopted": True, "warn_foreign": True, **params}
         self.check_mode = False
         self.region = REGION
         self.warnings: list[str] = []

@@ -116,7 +116,7 @@ class FakeModule:
                        "key_name": None, "security_group_ids": [], "subnet_id": None, "assign_public_ip": True,
                        "disk_gb": 30, "tags": {"UserName": "i2pc"}, "user_data": {}, "elastic_ips": False, "wait": True,
                        "wait_timeout": 5, "wait_delay": 0, "max_parallel_launches": 1, "record": None, "adopt": [],
-                       "require_adopted": True, **params}
+                       "require_adopted": True, "warn_foreign": True, **params}
         self.check_mode = check_mode
         self.region = REGION
         self.warnings: list[str] = []
@@ -157,6 +157,13 @@ def test_only_recorded_machines_are_stopped_and_the_decoy_is_named(ec2: FakeEC2,
     assert result["foreign"] == [{"name": "madrid-training-01", "id": "i-decoy", "state": "running"}]
     assert len(module.warnings) == 1 and "i-decoy (madrid-training-01)" in module.warnings[0]
     assert "-e course_adopt=i-decoy" in module.warnings[0]
+
+
+def test_foreign_machines_are_returned_without_a_warning_when_the_caller_reports_them(ec2: FakeEC2, tmp_path: Path) -> None:
+    record = tmp_path / "resources.json"
+    write_record(record, instances=["i-seat1", "i-seat2"])
+    result, module = run(ec2, state="status", record=str(record), warn_foreign=False)
+    assert [m["id"] for m in result["foreign"]] == ["i-decoy"] and module.warnings == []
 
 
 def test_adopted_machine_is_recorded_then_acted_on(ec2: FakeEC2, tmp_path: Path) -> None:
