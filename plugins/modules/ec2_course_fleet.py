@@ -1221,38 +1221,40 @@ class Fleet:
         self.drop_dead_seats()
 
 
+ARGUMENT_SPEC = dict(
+    course=dict(type="str", required=True),
+    state=dict(type="str", default="running", choices=["present", "running", "stopped", "rebooted", "absent", "status"]),
+    seat_names=dict(type="list", elements="str", default=[]),
+    launch_missing=dict(type="bool", default=True),
+    allow_shrink=dict(type="bool", default=False),
+    image_id=dict(type="str"),
+    instance_type=dict(type="str"),
+    instance_types=dict(type="list", elements="str", default=[]),
+    placements=dict(type="list", elements="dict", default=[],
+                    options=dict(subnet_id=dict(type="str"), availability_zone=dict(type="str"))),
+    edition=dict(type="str", default=""),
+    fail_on_shortfall=dict(type="bool", default=True),
+    key_name=dict(type="str", no_log=False),
+    security_group_ids=dict(type="list", elements="str", default=[]),
+    subnet_id=dict(type="str"),
+    assign_public_ip=dict(type="bool", default=True),
+    disk_gb=dict(type="int", default=30),
+    tags=dict(type="dict", default={}),
+    user_data=dict(type="dict", default={}, no_log=True),
+    elastic_ips=dict(type="bool", default=False),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=900),
+    wait_delay=dict(type="int", default=5),
+    max_parallel_launches=dict(type="int", default=8),
+    record=dict(type="path"),
+    adopt=dict(type="list", elements="str", default=[]),
+    require_adopted=dict(type="bool", default=True),
+    warn_foreign=dict(type="bool", default=True),
+)
+
+
 def main() -> None:
-    argument_spec = dict(
-        course=dict(type="str", required=True),
-        state=dict(type="str", default="running", choices=["present", "running", "stopped", "rebooted", "absent", "status"]),
-        seat_names=dict(type="list", elements="str", default=[]),
-        launch_missing=dict(type="bool", default=True),
-        allow_shrink=dict(type="bool", default=False),
-        image_id=dict(type="str"),
-        instance_type=dict(type="str"),
-        instance_types=dict(type="list", elements="str", default=[]),
-        placements=dict(type="list", elements="dict", default=[],
-                        options=dict(subnet_id=dict(type="str"), availability_zone=dict(type="str"))),
-        edition=dict(type="str", default=""),
-        fail_on_shortfall=dict(type="bool", default=True),
-        key_name=dict(type="str", no_log=False),
-        security_group_ids=dict(type="list", elements="str", default=[]),
-        subnet_id=dict(type="str"),
-        assign_public_ip=dict(type="bool", default=True),
-        disk_gb=dict(type="int", default=30),
-        tags=dict(type="dict", default={}),
-        user_data=dict(type="dict", default={}, no_log=True),
-        elastic_ips=dict(type="bool", default=False),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=900),
-        wait_delay=dict(type="int", default=5),
-        max_parallel_launches=dict(type="int", default=8),
-        record=dict(type="path"),
-        adopt=dict(type="list", elements="str", default=[]),
-        require_adopted=dict(type="bool", default=True),
-        warn_foreign=dict(type="bool", default=True),
-    )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if len(set(module.params["seat_names"])) != len(module.params["seat_names"]):
         module.fail_json(msg="seat_names must be unique.")
     if module.params["adopt"] and not module.params["record"]:

@@ -20,6 +20,7 @@ sys.path.insert(0, str(PROJECT / "collections"))
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper  # noqa: E402
 from ansible_collections.i2pc.scipion_cloud.plugins.modules import ec2_course_fleet as fleet  # noqa: E402
+from fleet_fake_module import FleetModule  # noqa: E402  (tests/unit, on the path as the test's folder)
 
 REGION = "eu-west-1"
 IMAGE = "ami-0123456789abcdef0"
@@ -33,21 +34,13 @@ COURSE_FILTERS = [
 ]
 
 
-class FakeModule:
-    def __init__(self, seats: int = 1, **params: Any) -> None:
-        self.params = {"course": "madrid", "state": "present", "seat_names": SEATS[:seats], "launch_missing": True,
-                       "allow_shrink": False, "image_id": IMAGE, "instance_type": "g4dn.xlarge", "instance_types": [],
-                       "placements": [], "edition": "20250101T000000Z", "fail_on_shortfall": False,
-                       "key_name": None, "security_group_ids": [GROUP], "subnet_id": None, "assign_public_ip": True,
-                       "disk_gb": 30, "tags": {}, "user_data": {}, "elastic_ips": False, "wait": True,
-                       "wait_timeout": 900, "wait_delay": 5, "max_parallel_launches": 1, "record": None, "adopt": [],
-                       "require_adopted": True, "warn_foreign": True, **params}
-        self.check_mode = False
-        self.region = REGION
-        self.warnings: list[str] = []
+class FakeModule(FleetModule):
+    """The fleet of these tests: launching, one launch at a time, placements and types as each test sets."""
 
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
+    def __init__(self, seats: int = 1, **params: Any) -> None:
+        super().__init__(**{"state": "present", "seat_names": SEATS[:seats], "image_id": IMAGE,
+                            "instance_type": "g4dn.xlarge", "edition": "20250101T000000Z", "fail_on_shortfall": False,
+                            "security_group_ids": [GROUP], "max_parallel_launches": 1, **params})
 
 
 def machine(instance_id: str, name: str, state: str = "running", instance_type: str = "g4dn.xlarge",

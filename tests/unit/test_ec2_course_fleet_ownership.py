@@ -16,6 +16,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT / "collections"))
 
 from ansible_collections.i2pc.scipion_cloud.plugins.modules import ec2_course_fleet as fleet  # noqa: E402
+from fleet_fake_module import FleetModule  # noqa: E402  (tests/unit, on the path as the test's folder)
 
 REGION = "eu-west-1"
 OURS = {"Course": "madrid", "ManagedBy": "scipion_cloud"}
@@ -109,20 +110,13 @@ class FakeEC2:
             self.addresses[resource]["Tags"] += Tags
 
 
-class FakeModule:
-    def __init__(self, check_mode: bool = False, **params: Any) -> None:
-        self.params = {"course": "madrid", "state": "status", "seat_names": ["madrid-training-01", "madrid-training-02"],
-                       "launch_missing": True, "allow_shrink": False, "image_id": None, "instance_type": None,
-                       "key_name": None, "security_group_ids": [], "subnet_id": None, "assign_public_ip": True,
-                       "disk_gb": 30, "tags": {"UserName": "i2pc"}, "user_data": {}, "elastic_ips": False, "wait": True,
-                       "wait_timeout": 5, "wait_delay": 0, "max_parallel_launches": 1, "record": None, "adopt": [],
-                       "require_adopted": True, "warn_foreign": True, **params}
-        self.check_mode = check_mode
-        self.region = REGION
-        self.warnings: list[str] = []
+class FakeModule(FleetModule):
+    """The fleet of these tests: two seats, reading unless a test says otherwise, short waits."""
 
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
+    def __init__(self, check_mode: bool = False, **params: Any) -> None:
+        super().__init__(check_mode, **{"state": "status", "seat_names": ["madrid-training-01", "madrid-training-02"],
+                                        "tags": {"UserName": "i2pc"}, "wait_timeout": 5, "wait_delay": 0,
+                                        "max_parallel_launches": 1, **params})
 
 
 def write_record(path: Path, **entry: Any) -> None:
