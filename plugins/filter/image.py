@@ -1,4 +1,5 @@
-"""The course image's manifest, and its flat form for AWS tags and OpenStack image properties.
+"""The course image's manifest, its flat form for AWS tags and OpenStack image properties,
+and the retention and audit rules of the image roles.
 
 The manifest says what an image holds: the profile it was built from, every component
 and version the profile names, the checksum of every external file the profile declares
@@ -11,6 +12,7 @@ values up to 255 characters).
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any
 
@@ -229,8 +231,132 @@ def image_cidr_problems(cidrs: list[str], allow_world: bool = False) -> list[str
     return problems
 
 
+def _newest_first(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sorted by build date, newest first; equal dates keep their order (as Jinja's sort does)."""
+    return sorted(images, key=lambda image: str(image["date"]).lower(), reverse=True)
+
+
+def image_aws_owned(amis: list[dict[str, Any]], region: str) -> list[dict[str, Any]]:
+    """The profile's AMIs (ec2_ami_info, already filtered by tag) as retention entries, newest first.
+
+    An entry is {id, name, region, date, snapshots}; the date is the BuildDate tag, the AMI's
+    creation date when the tag is missing.
+    """
+    owned = []
+    for ami in amis:
+        tags = ami.get("tags") or {}
+        snapshots = [(mapping.get("ebs") or {}).get("snapshot_id", "") for mapping in ami.get("block_device_mappings") or []]
+        owned.append({"id": ami["image_id"], "name": ami.get("name", ""), "region": region,
+                      "date": tags.get("BuildDate", ami.get("creation_date")),
+                      "snapshots": [snapshot for snapshot in snapshots if snapshot]})
+    return _newest_first(owned)
+
+
+def image_openstack_owned(images: list[dict[str, Any]], profile: str, cloud: str,
+                          project_id: str = "") -> list[dict[str, Any]]:
+    """The project's images of the profile (Glance properties ManagedBy=scipion_cloud, Profile), newest first.
+
+    An entry is {id, name, region, date}: region is the cloud, date the BuildDate property (the
+    creation time when it is missing). Images of another project (owner set and not project_id)
+    are never ours to delete, whatever their properties say.
+    """
+    owned = []
+    for image in images:
+        properties = image.get("properties") or {}
+        owner = image["owner"] if "owner" in image else image.get("owner_id", "")
+        if (properties.get("ManagedBy", "") == "scipion_cloud" and properties.get("Profile", "") == profile
+                and owner in ("", project_id)):
+            owned.append({"id": image["id"], "name": image["name"], "region": cloud,
+                          "date": properties.get("BuildDate", image.get("created_at"))})
+    return _newest_first(owned)
+
+
+def image_local_owned(podman_images: list[dict[str, Any]], repository: str) -> list[dict[str, Any]]:
+    """The repository's podman images (podman_image_info: `podman image inspect`) as retention entries, newest first.
+
+    An image belongs to the repository when one of its tags is <repository>:<tag>; one entry per
+    image id (an image with two tags, the new one and latest, counts once): {id, name, date}.
+    """
+    owned: dict[str, dict[str, Any]] = {}
+    for image in podman_images:
+        tags = [tag for tag in image.get("RepoTags") or [] if tag.rpartition(":")[0] == repository]
+        if tags:
+            owned.setdefault(image["Id"], {"id": image["Id"], "name": sorted(tags)[0], "date": image["Created"]})
+    return _newest_first(list(owned.values()))
+
+
+def image_retention(images: list[dict[str, Any]], keep: int, used_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """What the retention does with images sorted newest first: keep the first `keep`.
+
+    Of the older ones, those a machine uses (their id in used_ids) are kept too ("in_use"),
+    the others are deleted ("delete"). Refuses to keep fewer than one image: the new one.
+    """
+    keep = int(keep)
+    if keep < 1:
+        raise AnsibleFilterError(f"image_keep is {keep}: keep at least 1 image (the new one).")
+    used = set(used_ids or [])
+    beyond = list(images)[keep:]
+    return {"delete": [image for image in beyond if image["id"] not in used],
+            "in_use": [image for image in beyond if image["id"] in used]}
+
+
+def _leftover(kind: str, ident: Any, build_id: Any) -> str:
+    return f"{kind} {ident} (build {build_id or '?'})"
+
+
+def image_aws_leftovers(instances: list[dict[str, Any]], key_pairs: list[dict[str, Any]],
+                        security_groups: list[dict[str, Any]], volumes: list[dict[str, Any]]) -> list[str]:
+    """Image-builder resources (found by their Purpose tag) as "<type> <id> (build <build id>)"."""
+    found = []
+    for kind, items, key in (("instance", instances, "instance_id"), ("key-pair", key_pairs, "key_name"),
+                             ("security-group", security_groups, "group_id"), ("volume", volumes, "id")):
+        for item in items:
+            found.append(_leftover(kind, item[key], (item.get("tags") or {}).get("BuildId", "?")))
+    return found
+
+
+def image_openstack_leftovers(servers: list[dict[str, Any]], key_pairs: list[dict[str, Any]],
+                              security_groups: list[dict[str, Any]], prefix: str = "scipion-image-") -> list[str]:
+    """Image-builder resources of an OpenStack project as "<type> <id> (build <build id>)".
+
+    Servers are found by their metadata Purpose=image-builder; key pairs and security groups by
+    their name, prefix + build id (OpenStack tags neither).
+    """
+    found = []
+    for server in servers:
+        metadata = server.get("metadata") or {}
+        if metadata.get("Purpose") == "image-builder":
+            found.append(_leftover("server", server["id"], metadata.get("BuildId", "?")))
+    for key in key_pairs:
+        if key["name"].startswith(prefix):
+            found.append(_leftover("key-pair", key["name"], key["name"][len(prefix):]))
+    for group in security_groups:
+        if group["name"].startswith(prefix):
+            found.append(_leftover("security-group", group["id"], group["name"][len(prefix):]))
+    return found
+
+
+def image_openstack_ssh_rules(cidrs: list[str]) -> list[dict[str, Any]]:
+    """The builder's security group rules: all egress, SSH in from each controller network only."""
+    rules: list[dict[str, Any]] = [{"direction": "egress", "ether_type": "IPv4"},
+                                   {"direction": "egress", "ether_type": "IPv6"}]
+    for cidr in cidrs:
+        rules.append({"direction": "ingress", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+                      "remote_ip_prefix": cidr, "ether_type": "IPv6" if ":" in cidr else "IPv4"})
+    return rules
+
+
+def image_podman_label_changes(labels: dict[str, Any], namespace: str = "scipion_cloud") -> list[str]:
+    """`podman commit --change` arguments setting each label as <namespace>.<key>, in key order.
+
+    Dockerfile LABEL syntax; JSON strings are valid quoted keys and values there.
+    """
+    return [f"--change=LABEL {json.dumps(f'{namespace}.{key}')}={json.dumps(str(value))}"
+            for key, value in sorted(labels.items(), key=lambda item: str(item[0]).lower())]
+
+
 class FilterModule:
-    """Image manifest filters."""
+    """Image manifest, retention and audit filters."""
 
     def filters(self) -> dict[str, Any]:
         return {
@@ -239,4 +365,12 @@ class FilterModule:
             "image_artifacts": image_artifacts,
             "image_tags": image_tags,
             "image_cidr_problems": image_cidr_problems,
+            "image_aws_owned": image_aws_owned,
+            "image_openstack_owned": image_openstack_owned,
+            "image_local_owned": image_local_owned,
+            "image_retention": image_retention,
+            "image_aws_leftovers": image_aws_leftovers,
+            "image_openstack_leftovers": image_openstack_leftovers,
+            "image_openstack_ssh_rules": image_openstack_ssh_rules,
+            "image_podman_label_changes": image_podman_label_changes,
         }
