@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.errors import AnsibleFilterError
 from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import cost, gpu_support
 
 
@@ -105,15 +104,6 @@ def course_cost_plan(course: dict[str, Any], tables: dict[str, Any], accept_cost
     }
 
 
-def course_cost(course: dict[str, Any], table: dict[str, Any], up_hours: Any = None,
-                existing_hours: Any = None) -> dict[str, Any]:
-    """Plain estimate of a course from one table; hours override the schedule (cost so far)."""
-    try:
-        return cost.as_plain(cost.estimate(course, table, up_hours, existing_hours))
-    except cost.PriceError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
-
-
 def course_hourly_prices(course: dict[str, Any], tables: dict[str, Any]) -> dict[str, Any]:
     """On-demand price per hour of each instance type in the course's region, from the table the estimate uses.
 
@@ -150,7 +140,6 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "course_cost_plan": course_cost_plan,
-            "course_cost": course_cost,
             "course_hourly_prices": course_hourly_prices,
             "course_gpu_working_types": course_gpu_working_types,
         }
