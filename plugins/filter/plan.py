@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import gpu_support
-
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import course_names, gpu_support
 
 NOT_RUN = "[--]  "
 
@@ -104,14 +103,14 @@ def _choice_lines(aws: dict[str, Any], placements: list[dict[str, str]]) -> list
 def _aws_resources(course: dict[str, Any]) -> list[str]:
     aws, access, name = course["aws"], course["access"], course["name"]
     placements = course_placements(aws)
-    key = f"{name}-key"
-    group = f"{name}-sg"
+    key = course_names.key_pair_name(name)
+    group = course_names.security_group_name(name)
     rules = f"SSH 22/tcp from {_cidrs(access['ssh_cidrs'])}; HTTPS 443/tcp from {_cidrs(access['web_cidrs'])}"
     image = aws.get("image_id") or (
         f"newest AMI named {aws.get('image_name')} owned by {', '.join(aws.get('image_owners') or ['self'])}"
         if aws.get("image_name") else "none set (aws.image_id or aws.image_name)"
     )
-    tags = {**course.get("tags", {}), "Course": name, "ManagedBy": "scipion_cloud"}
+    tags = {**course.get("tags", {}), **course_names.own_tags(name)}
     lines = [
         f"AWS region {aws['region']}, tags on everything: {', '.join(f'{k}={v}' for k, v in tags.items())}",
         (f"Key pair: {aws['key_pair']} (aws.key_pair, reused; {key} is created if it does not exist)"
@@ -131,12 +130,13 @@ def _aws_resources(course: dict[str, Any]) -> list[str]:
 
 def _openstack_resources(course: dict[str, Any]) -> list[str]:
     stack, access, name = course["openstack"], course["access"], course["name"]
+    key, group = course_names.key_pair_name(name), course_names.security_group_name(name)
     where = ", ".join(x for x in (stack.get("site"), stack.get("vo")) if x)
     return [
         f"OpenStack cloud {stack['cloud']}" + (f" ({where})" if where else ""),
-        f"Key pair: {stack['key_pair']} (reused)" if stack.get("key_pair") else f"Key pair: {name}-key (new)",
+        f"Key pair: {stack['key_pair']} (reused)" if stack.get("key_pair") else f"Key pair: {key} (new)",
         (f"Security group: {stack['security_group']} (reused)" if stack.get("security_group") else
-         f"Security group: {name}-sg (new): SSH 22/tcp from {_cidrs(access['ssh_cidrs'])}; "
+         f"Security group: {group} (new): SSH 22/tcp from {_cidrs(access['ssh_cidrs'])}; "
          f"HTTPS 443/tcp from {_cidrs(access['web_cidrs'])}"),
         f"Servers: {course['seats']} x flavour {stack['flavor']}, image {stack['image']}, disk {course['disk_gb']} GB"
         + (f", network {stack['network']}" if stack.get("network") else ""),
