@@ -376,7 +376,7 @@ def budget_verdict(course: dict[str, Any], table: dict[str, Any], result: dict[s
     head += unpriced_text
     if accept_cost:
         return {"ok": True, "over": True, "overage": overage, **plain,
-                "message": head + " Going ahead because accept_cost=true was given."}
+                "message": head + " Going ahead because course_accept_cost=true was given."}
     return {"ok": False, "over": True, "overage": overage, **plain,
             "message": head + " To proceed: " + "; or ".join(
                 _budget_options(course, table, budget, costliest, allowed, over_types, unpriced, main_type)) + "."}
@@ -401,7 +401,7 @@ def _budget_options(course: dict[str, Any], table: dict[str, Any], budget: Decim
             named = ", ".join(f"{name} ({money(amount)} $ in total)" for name, amount in cheaper)
             options.append(f"choose a cheaper instance type that fits the budget: {named}")
         options.append("shorten the schedule or raise budget_usd in the course file")
-    options.append("accept the cost with -e accept_cost=true")
+    options.append("accept the cost with -e course_accept_cost=true")
     return options
 
 

@@ -224,7 +224,7 @@ BUDGET_REFUSAL = (
     "excluding tax (VAT) for 20 seats exceeds the course budget of 300.00 $ by 66.28 $ (price table aws-2026-08 "
     "(2026-08-26)). To proceed: lower seats to 16 or fewer (18.314 $ per seat); or choose a cheaper instance type that "
     "fits the budget: g4dn.xlarge (194.76 $ in total); or shorten the schedule or raise budget_usd in the course file; "
-    "or accept the cost with -e accept_cost=true."
+    "or accept the cost with -e course_accept_cost=true."
 )
 
 
@@ -247,11 +247,21 @@ def test_one_failing_check_is_named_after_the_whole_report_and_provision_creates
     assert_nothing_created()
 
 
+def test_the_old_name_accept_cost_is_refused_with_the_new_one_named(aws_env, run_playbook, course_catalogue) -> None:
+    register_course_image()
+    course = course_with(budget_usd=300, aws={"instance_type": "g5.xlarge"})
+    result = run_playbook("plan.yml", *course_catalogue("budget", course), "-e", "accept_cost=true")
+    assert result.returncode != 0
+    assert "accept_cost is no longer read; it is now course_accept_cost (-e course_accept_cost=true)." in failure(
+        result.stdout)
+    assert_nothing_created()
+
+
 def test_accepted_cost_with_fallback_types_and_zones(aws_env, run_playbook, course_catalogue) -> None:
     register_course_image()
     course = course_with(budget_usd=300, aws={"instance_type": "g5.xlarge", "fallback_instance_types": ["g4dn.xlarge"],
                                               "availability_zones": ["eu-west-1c", "eu-west-1a"]})
-    result = run_playbook("plan.yml", *course_catalogue("budget", course), "-e", "accept_cost=true")
+    result = run_playbook("plan.yml", *course_catalogue("budget", course), "-e", "course_accept_cost=true")
     assert result.returncode == 0, result.stdout
     lines = shown(result.stdout)
     for expected in (
@@ -267,7 +277,7 @@ def test_accepted_cost_with_fallback_types_and_zones(aws_env, run_playbook, cour
         "The budget check uses the most expensive allowed choice, every seat on g5.xlarge (the main type): the "
         "estimated total of 366.28 $ excluding tax (VAT) for 20 seats exceeds the course budget of 300.00 $ by 66.28 $ "
         "(price table aws-2026-08 (2026-08-26)). Over the budget: g5.xlarge (366.28 $). Going ahead because "
-        "accept_cost=true was given.",
+        "course_accept_cost=true was given.",
     ):
         assert expected in lines, expected
     assert_nothing_created()

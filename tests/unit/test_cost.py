@@ -259,7 +259,7 @@ def test_budget_exceeded_says_by_how_much_and_how_to_proceed() -> None:
         "The estimated total of 366.28 $ excluding tax (VAT) for 20 seats exceeds the course budget of 300.00 $ by "
         "66.28 $ (price table aws-2026-08 (2026-08-26)). To proceed: lower seats to 16 or fewer (18.314 $ per seat); or choose a cheaper "
         "instance type that fits the budget: g4dn.xlarge (194.76 $ in total); or shorten the schedule or raise "
-        "budget_usd in the course file; or accept the cost with -e accept_cost=true."
+        "budget_usd in the course file; or accept the cost with -e course_accept_cost=true."
     )
 
 
@@ -281,7 +281,7 @@ def test_budget_exceeded_with_accept_cost_goes_ahead() -> None:
     verdict = cost.budget_verdict(plan, prices, cost.estimate(plan, prices), True)
     assert verdict["ok"] is True and verdict["over"] is True
     assert verdict["message"].endswith("by 66.28 $ (price table aws-2026-08 (2026-08-26)). "
-                                       "Going ahead because accept_cost=true was given.")
+                                       "Going ahead because course_accept_cost=true was given.")
 
 
 def test_budget_too_small_for_one_seat_does_not_offer_fewer_seats() -> None:
@@ -291,7 +291,7 @@ def test_budget_too_small_for_one_seat_does_not_offer_fewer_seats() -> None:
     assert verdict["message"] == (
         "The estimated total of 17.706 $ excluding tax (VAT) for 1 seats exceeds the course budget of 10.00 $ by "
         "7.706 $ (price table aws-2018-01 (2018-01)). To proceed: shorten the schedule or raise budget_usd in the course file; or accept "
-        "the cost with -e accept_cost=true."
+        "the cost with -e course_accept_cost=true."
     )
 
 
@@ -462,10 +462,10 @@ def test_a_fallback_over_the_budget_is_named_and_the_check_says_it_uses_the_cost
         "(price table aws-2026-08 (2026-08-26)). Over the budget: g5.xlarge (366.28 $). To proceed: remove g5.xlarge "
         "from aws.fallback_instance_types; or lower seats to 16 or fewer (18.314 $ per seat); or choose a cheaper "
         "instance type that fits the budget: g3s.xlarge (261.64 $ in total); or shorten the schedule or raise "
-        "budget_usd in the course file; or accept the cost with -e accept_cost=true."
+        "budget_usd in the course file; or accept the cost with -e course_accept_cost=true."
     )
     accepted = verdict_of(with_fallbacks("g4dn.xlarge", "g5.xlarge"), accept=True)
-    assert accepted["ok"] is True and accepted["message"].endswith("Going ahead because accept_cost=true was given.")
+    assert accepted["ok"] is True and accepted["message"].endswith("Going ahead because course_accept_cost=true was given.")
 
 
 def test_fallbacks_within_the_budget_say_which_choice_was_checked() -> None:
@@ -486,7 +486,7 @@ def test_a_fallback_without_a_price_fails_a_set_budget() -> None:
         "estimated total 194.76 $ excluding tax (VAT) is within the budget of 600.00 $. The price table aws-2026-08 "
         "(2026-08-26) cannot price the fallback type(s) g6.xlarge, so the budget check cannot cover them. To proceed: "
         "add the price of g6.xlarge to inventories/prices/aws-2026-08.yml or remove it from "
-        "aws.fallback_instance_types; or accept the cost with -e accept_cost=true.")
+        "aws.fallback_instance_types; or accept the cost with -e course_accept_cost=true.")
     assert verdict_of(with_fallbacks("g4dn.xlarge", "g6.xlarge", budget=None))["ok"] is True
 
 
