@@ -18,3 +18,14 @@ def test_readme_documents_every_course_field():
     for field in ("`provider`", "`seats`", "`access.ssh_cidrs`", "`access.allow_world_ssh`", "`schedule.days`",
                   "`aws.region`", "`openstack.flavor`", "`local.base_port`"):
         assert field in readme, field
+
+
+def test_an_entry_point_without_a_generated_table_is_named():
+    sys.path.insert(0, str(PROJECT / "scripts"))
+    import argspec_docs
+
+    readmes = [p for p in [PROJECT / "README.md", *sorted((PROJECT / "roles").glob("*/README.md"))]
+               if p != PROJECT / "roles/cuda/README.md"]
+    problems = argspec_docs.missing_documentation(readmes)
+    assert problems == ["cuda main: no generated table; add '<!-- argspec: cuda main -->' and '<!-- /argspec -->' to "
+                        "roles/cuda/README.md and run scripts/argspec_docs.py"]
