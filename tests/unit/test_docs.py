@@ -26,6 +26,8 @@ def test_an_entry_point_without_a_generated_table_is_named():
 
     readmes = [p for p in [PROJECT / "README.md", *sorted((PROJECT / "roles").glob("*/README.md"))]
                if p != PROJECT / "roles/cuda/README.md"]
+    # Other roles' state is the first test's business; this one only needs the cuda table missed.
     problems = argspec_docs.missing_documentation(readmes)
-    assert problems == ["cuda main: no generated table; add '<!-- argspec: cuda main -->' and '<!-- /argspec -->' to "
-                        "roles/cuda/README.md and run scripts/argspec_docs.py"]
+    assert [p for p in problems if p.startswith("cuda ")] == [
+        "cuda main: no generated table; add '<!-- argspec: cuda main -->' and '<!-- /argspec -->' to "
+        "roles/cuda/README.md and run scripts/argspec_docs.py"]
