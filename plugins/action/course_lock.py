@@ -305,7 +305,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         # The lock is bookkeeping of the run, not a change to the course: changed stays false
         # for acquire and release, so a second run of a playbook still reports changed=0.
         result["changed"] = False

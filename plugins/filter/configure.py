@@ -17,7 +17,6 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-
 SHARED_ROLES = ("artifact",)
 PLUGIN_DIRS = ("plugins/modules", "plugins/module_utils")
 

@@ -266,7 +266,8 @@ def _profile_var_problems(overrides: dict[str, Any], profile: dict[str, Any], ro
     problems = []
     for name in sorted(set(overrides) - known):
         close = difflib.get_close_matches(name, sorted(known), n=1)
-        hint = f"did you mean {close[0]}?" if close else "profile_vars set the image roles' variables (roles/*/defaults/main.yml) or the profile's keys."
+        hint = (f"did you mean {close[0]}?" if close
+                else "profile_vars set the image roles' variables (roles/*/defaults/main.yml) or the profile's keys.")
         problems.append(f"profile_vars.{name} is not a variable of any image role or of the profile; {hint}")
     return problems
 

@@ -50,7 +50,7 @@ def dec(value: Any) -> Decimal:
 def money(value: Decimal) -> str:
     """Text of an amount: at least two decimals, more only when they carry a digit (0.266, 17.44)."""
     text = format(value.quantize(LINE_QUANTUM, rounding=ROUND_HALF_UP).normalize(), "f")
-    whole, _, fraction = text.partition(".")
+    whole, _point, fraction = text.partition(".")
     return f"{whole}.{fraction.ljust(2, '0')}"
 
 

@@ -44,8 +44,8 @@ def empty_record(course: str) -> dict[str, Any]:
 
 def parse_record(text: str, path: str, course: str) -> dict[str, Any]:
     """The record's content, checked: a JSON object of version 1 for this course."""
-    fix = (f"It is the course's record of what it created: restore it from a copy of the course's output folder, "
-           f"or move it away and adopt the course's machines again with -e course_adopt=all.")
+    fix = ("It is the course's record of what it created: restore it from a copy of the course's output folder, "
+           "or move it away and adopt the course's machines again with -e course_adopt=all.")
     try:
         record = json.loads(text)
     except ValueError as error:

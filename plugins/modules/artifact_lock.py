@@ -20,7 +20,7 @@ description:
   - The file is JSON with sorted keys and a stable layout, for review and commit.
   - Run it on the controller, delegated to localhost.
 version_added: 0.1.0
-author: I2PC scipion_cloud maintainers
+author: I2PC scipion_cloud maintainers (@I2PC)
 options:
   path:
     description:
@@ -54,11 +54,15 @@ options:
         description: Where the recorded copy came from (mirror, vendor URL or the operator's file).
         type: str
         default: ""
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

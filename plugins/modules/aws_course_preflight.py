@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read-only AWS checks before a course creates anything."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ description:
   - Instances and Elastic IPs already tagged C(Course=<course>) count as the course's own, so a re-run
     after a partial provisioning is not refused for them.
 version_added: 0.1.0
-author: scipion_cloud maintainers
+author: I2PC scipion_cloud maintainers (@I2PC)
 options:
   course:
     description: Course name (value of the C(Course) tag of its resources).
@@ -234,9 +235,8 @@ from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import gpu_supp
 
 try:
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
     from botocore.config import Config
-    from botocore.exceptions import ProfileNotFound
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError, ProfileNotFound
 except ImportError:  # pragma: no cover - reported by the module
     boto3 = None
 

@@ -33,7 +33,7 @@ description:
     course - so a second run of a playbook still reports changed=0.
   - Runs on the controller only (an action plugin); Linux only (it reads C(/proc)).
 version_added: 0.1.0
-author: I2PC scipion_cloud maintainers
+author: I2PC scipion_cloud maintainers (@I2PC)
 options:
   path:
     description:
@@ -54,6 +54,9 @@ options:
     description: The playbook that takes the lock, named in the lock and in other runs' messages.
     type: str
     default: ""
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
     support: full
@@ -67,6 +70,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 notes:
   - A run killed with SIGKILL leaves its lock; the next run finds its process gone and breaks it.

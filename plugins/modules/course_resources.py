@@ -79,7 +79,7 @@ options:
     type: str
     default: ""
 author:
-  - I2PC scipion_cloud maintainers
+  - I2PC scipion_cloud maintainers (@I2PC)
 """
 
 EXAMPLES = r"""

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Combine per-seat verification results into one table (HTML) and one JUnit XML."""
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ options:
     description: Folder to write C(verify.html) and C(verify.xml) into.
     type: path
     required: true
-author: I2PC scipion_cloud maintainers
+author: I2PC scipion_cloud maintainers (@I2PC)
 """
 
 EXAMPLES = r"""
@@ -83,7 +84,10 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-PASS, FAIL, SKIP = "passed", "failed", "skipped"
+# One assignment a name: ansible-doc reads module-level names and cannot read a tuple assignment.
+PASS = "passed"
+FAIL = "failed"
+SKIP = "skipped"
 
 
 def testinfra_host_id(host: str) -> str:
@@ -130,7 +134,8 @@ def read_browser(path: str) -> dict[str, str]:
     if not os.path.exists(path):
         return {"name": "novnc_login", "outcome": FAIL, "detail": f"no result file {os.path.basename(path)}"}
     try:
-        report = json.loads(open(path, encoding="utf-8").read())
+        with open(path, encoding="utf-8") as handle:
+            report = json.load(handle)
     except ValueError as exc:
         return {"name": "novnc_login", "outcome": FAIL, "detail": f"unreadable browser report: {exc}"}
     detail = (f"connected={report.get('connected')} status='{report.get('status', '')}' "
@@ -144,9 +149,9 @@ def check_label(name: str) -> tuple[str, str]:
     ("desktop", "unit enabled and running: x")."""
     if name == "novnc_login":
         return "browser", "noVNC login with the seat's password"
-    module, _, test = name.rpartition("::")
+    module, _separator, test = name.rpartition("::")
     group = re.sub(r"^test_(seat_)?", "", module).replace("_", " ") or "checks"
-    base, _, params = test.partition("[")
+    base, _bracket, params = test.partition("[")
     words = re.sub(r"^test_", "", base).replace("_", " ")
     return group, f"{words}: {params[:-1]}" if params else words
 
@@ -227,8 +232,10 @@ def render_junit(course: str, table: dict[str, list[dict[str, str]]]) -> str:
 
 
 def write_if_changed(path: str, content: str) -> bool:
-    if os.path.exists(path) and open(path, encoding="utf-8").read() == content:
-        return False
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == content:
+                return False
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(content)
     return True
@@ -247,7 +254,8 @@ def main() -> None:
     )
     course, folder = module.params["course"], module.params["results_dir"]
     table = {
-        seat: read_testinfra(os.path.join(folder, f"{seat}-testinfra.xml"), testinfra_host_id(module.params["testinfra_hosts"].get(seat, "")))
+        seat: read_testinfra(os.path.join(folder, f"{seat}-testinfra.xml"),
+                             testinfra_host_id(module.params["testinfra_hosts"].get(seat, "")))
         + [read_browser(os.path.join(folder, f"{seat}-browser.json"))]
         for seat in module.params["seats"]
     }

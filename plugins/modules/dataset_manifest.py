@@ -15,7 +15,7 @@ description:
   - Reports the files that are missing and those whose md5 differs, with both checksums.
   - Read-only; never reports a change.
 version_added: 0.1.0
-author: I2PC scipion_cloud maintainers
+author: I2PC scipion_cloud maintainers (@I2PC)
 options:
   path:
     description: The dataset folder; MANIFEST paths are relative to it.
@@ -31,11 +31,15 @@ options:
     description: Fail, naming each missing or corrupted file with both checksums, unless the dataset is complete and valid.
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

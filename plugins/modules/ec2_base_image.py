@@ -17,7 +17,7 @@ description:
   - Says whether the chosen image is deprecated, and since when.
   - Read-only; boto3's usual settings (C(AWS_PROFILE), C(AWS_ENDPOINT_URL)...) apply.
 version_added: 0.1.0
-author: scipion_cloud maintainers
+author: I2PC scipion_cloud maintainers (@I2PC)
 options:
   region:
     description: AWS region.

@@ -212,7 +212,7 @@ extends_documentation_fragment:
 notes:
   - O(user_data) is a no_log parameter; it carries the seats' passwords.
 author:
-  - I2PC scipion_cloud maintainers
+  - I2PC scipion_cloud maintainers (@I2PC)
 """
 
 EXAMPLES = r"""
@@ -262,12 +262,12 @@ seats:
   type: list
   elements: dict
   contains:
-    seat: {description: Seat number, 1-based., type: int, sample: 1}
+    seat: {description: "Seat number, 1-based.", type: int, sample: 1}
     name: {description: Seat (machine) name., type: str, sample: madrid-training-01}
     id: {description: Instance id; empty for a seat that check mode would launch., type: str, sample: i-0123456789abcdef0}
     state: {description: Instance state., type: str, sample: running}
-    public_ip: {description: Public IPv4 address, or null., type: str, sample: 203.0.113.10}
-    private_ip: {description: Private IPv4 address, or null., type: str, sample: 172.31.0.10}
+    public_ip: {description: "Public IPv4 address, or null.", type: str, sample: 203.0.113.10}
+    private_ip: {description: "Private IPv4 address, or null.", type: str, sample: 172.31.0.10}
     url: {description: "Desktop URL C(https://<public ip>/vnc.html); empty without a public address.", type: str}
     provider: {description: Always C(aws)., type: str, sample: aws}
     instance_type: {description: Instance type of the machine (empty when check mode would launch it)., type: str, sample: g4dn.xlarge}
@@ -381,7 +381,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
-try:
+try:  # noqa: SIM105  (amazon.aws's idiom for an optional import)
     import botocore
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
@@ -733,7 +733,7 @@ def launch_seats(ec2: Any, params: dict[str, Any], seats: list[tuple[int, str]],
     RunInstances returns (to record it)."""
     missing_settings = [k for k, v in (("image_id", params["image_id"]), ("instance_type", launch_choices(params))) if not v]
     if missing_settings:
-        raise FleetError(f"seats {', '.join(n for _, n in seats)} must be launched but {' and '.join(missing_settings)} "
+        raise FleetError(f"seats {', '.join(name for _seat, name in seats)} must be launched but {' and '.join(missing_settings)} "
                          "is not set.")
     root_device = root_device_name(ec2, params["image_id"])
     plan = LaunchPlan(params)
@@ -851,8 +851,8 @@ class FleetRecord:
             if self.check:
                 rec.apply_change(self.entry, add, remove)
                 return
-            record, _ = rec.update_record(self.path, self.course, "aws", self.region,
-                                          lambda entry: rec.apply_change(entry, add, remove))
+            record, _changed = rec.update_record(self.path, self.course, "aws", self.region,
+                                                 lambda entry: rec.apply_change(entry, add, remove))
             self.entry = dict(record.get("aws", {}).get(self.region) or {})
 
 
@@ -1034,7 +1034,8 @@ class Fleet:
         seats = [(n, name, self.by_seat[name]) for n, name in enumerate(self.seat_names, 1) if name in self.by_seat]
         if not seats:
             return
-        on_seats = {a["InstanceId"]: a for a in addresses_where(self.ec2, {"instance-id": [i["InstanceId"] for _, _, i in seats]})}
+        instance_ids = [instance["InstanceId"] for _seat, _name, instance in seats]
+        on_seats = {a["InstanceId"]: a for a in addresses_where(self.ec2, {"instance-id": instance_ids})}
         recorded = self.record.ids("addresses")
         spare = [a for a in (addresses_where(self.ec2, {"allocation-id": recorded}) if recorded else [])
                  if not a.get("AssociationId") and not a.get("InstanceId")]
@@ -1075,14 +1076,14 @@ class Fleet:
         if not missing:
             return
         self.result["changed"] = True
-        self.result["launched"] = [name for _, name in missing]
+        self.result["launched"] = [name for _seat, name in missing]
         if self.check:
             return
         on_launch = (lambda instance: self.record.change(add={"instances": [instance["InstanceId"]]})) \
             if self.record.enabled else None
         launched, shortfall, unrecorded = launch_seats(self.ec2, self.params, missing, on_launch)
         self.by_seat.update(launched)
-        self.result["launched"] = [name for _, name in missing if name in launched]
+        self.result["launched"] = [name for _seat, name in missing if name in launched]
         self.shortfall.extend(shortfall)
         self.recover_foreign(list(launched.values()))
         if unrecorded:

@@ -23,7 +23,7 @@ extends_documentation_fragment:
 requirements:
   - openstacksdk >= 1.0.0
 author:
-  - I2PC scipion_cloud maintainers
+  - I2PC scipion_cloud maintainers (@I2PC)
 """
 
 EXAMPLES = r"""
