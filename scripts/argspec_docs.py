@@ -39,7 +39,9 @@ def _rows(options: dict[str, Any], prefix: str = "") -> list[str]:
         if "choices" in opt:
             kind += " (" + ", ".join(str(c) for c in opt["choices"]) + ")"
         required = "yes" if opt.get("required") else ""
-        default = "" if "default" not in opt else f"`{yaml.safe_dump(opt['default'], default_flow_style=True).strip().removesuffix('...').strip()}`"
+        default = ""
+        if "default" in opt:
+            default = f"`{yaml.safe_dump(opt['default'], default_flow_style=True).strip().removesuffix('...').strip()}`"
         rows.append(f"| `{prefix}{name}` | {kind} | {required} | {default} | {_cell(opt.get('description', ''))} |")
         if opt.get("options"):
             rows += _rows(opt["options"], f"{prefix}{name}.")

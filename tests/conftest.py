@@ -85,9 +85,9 @@ def moto_process(command: list[str] | None = None) -> Iterator[str]:
             try:
                 urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
                 break
-            except OSError:
+            except OSError as error:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start")
+                    raise RuntimeError("moto_server did not start") from error
                 time.sleep(0.2)
         yield url
     finally:

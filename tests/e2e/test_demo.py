@@ -86,7 +86,7 @@ def test_demo_comes_up_verified_with_desktops_in_the_browser(first_run):
     result, seconds = first_run
     assert result.returncode == 0, result.stdout[-6000:]
     assert "The demo course is ready" in result.stdout
-    for seat, port in zip((1, 2), (16951, 16952)):
+    for seat, port in zip((1, 2), (16951, 16952), strict=True):
         assert f"seat {seat} https://127.0.0.1:{port}/vnc.html" in result.stdout
     suites = junit_suites()
     assert sorted(suites) == SEATS

@@ -115,7 +115,8 @@ def capacity_answer(request: AwsRequest, zone: str, other_zones: list[str]) -> A
     """EC2's answer to a RunInstances it has no capacity for (the message AWS writes, with the zones left)."""
     itype = request.instance_type or "m1.small"
     where = f" in the Availability Zone you requested ({zone})" if zone else ""
-    message = f"We currently do not have sufficient {itype} capacity{where}. Our system will be working on provisioning additional capacity."
+    message = (f"We currently do not have sufficient {itype} capacity{where}. "
+               "Our system will be working on provisioning additional capacity.")
     if zone and other_zones:
         message += (f" You can currently get {itype} capacity by not specifying an Availability Zone in your request "
                     f"or choosing {', '.join(other_zones)}.")
@@ -123,7 +124,8 @@ def capacity_answer(request: AwsRequest, zone: str, other_zones: list[str]) -> A
 
 
 def idempotency_mismatch_answer(request: AwsRequest) -> Answer:
-    message = f"Arguments on this idempotent request are inconsistent with arguments used in previous request(s) (token {request.client_token})."
+    message = ("Arguments on this idempotent request are inconsistent with arguments used in previous request(s) "
+               f"(token {request.client_token}).")
     return error_answer(request, 400, "IdempotentParameterMismatch", message)
 
 

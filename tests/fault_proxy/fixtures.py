@@ -8,6 +8,7 @@ playbooks get the proxy, through ``proxy_env``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -125,7 +126,5 @@ def running(pid: int) -> bool:
 
 
 def signal_quietly(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

@@ -17,6 +17,7 @@ proxy.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
 import json
@@ -31,8 +32,15 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
-from .aws import (Answer, AwsRequest, capacity_answer, idempotency_mismatch_answer, idempotency_terminated_answer,
-                  parse_request, throttling_answer)
+from .aws import (
+    Answer,
+    AwsRequest,
+    capacity_answer,
+    idempotency_mismatch_answer,
+    idempotency_terminated_answer,
+    parse_request,
+    throttling_answer,
+)
 from .rules import Rule, RuleError, RuleSet, load_rules, write_rules
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -379,9 +387,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def drop(self) -> None:
         """Close the connection without a byte of answer."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = handle_one

@@ -11,8 +11,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from openstack_double import OpenStackDouble  # noqa: E402  (needs the path above)
+# fault_proxy: the AWS fault tests' fixture (their stand-in in front of moto), imported here for pytest to find.
+from fault_proxy.fixtures import fault_proxy  # noqa: E402, F401  (needs the path above)
+from openstack_double import OpenStackDouble  # noqa: E402
 from openstack_double.site import PASSWORD_CLOUD, OpenStackSite  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def openstack_double() -> Iterator[OpenStackDouble]:

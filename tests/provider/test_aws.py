@@ -28,7 +28,6 @@ from aws_course_helpers import (
     passwords,
     read_credentials,
     read_edition,
-    recap,
     root_volume,
     seat_file_of,
     security_group,

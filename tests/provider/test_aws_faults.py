@@ -24,6 +24,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
+
 from aws_course_helpers import (
     REGION,
     Runs,
@@ -35,7 +36,7 @@ from aws_course_helpers import (
     tags,
 )
 from fault_proxy import FaultProxy
-from fault_proxy.fixtures import PlaybookRun, fault_proxy, proxy_env  # noqa: F401  (fault_proxy is a fixture)
+from fault_proxy.fixtures import PlaybookRun, proxy_env
 
 FULL_ZONE, FREE_ZONE = "eu-west-1a", "eu-west-1b"
 HOLD = 300  # seconds a held call waits: far longer than a test needs to kill the run

@@ -34,6 +34,7 @@ from aws_course_helpers import (
     tagged_with_course,
     tags,
 )
+
 OTHER_REGION = "eu-central-1"
 OURS = {"Course": "madrid", "ManagedBy": "scipion_cloud"}
 

@@ -28,12 +28,12 @@ import pytest
 from aws_course_helpers import failure, key_pair_names, launch_decoy, tags
 from image_helpers import (
     KEPT,
+    LEGACY_BASE_IMAGE,
     MACHINE_STATE,
     builder_connection,
     builder_container,
     collection_version,
     existing,
-    LEGACY_BASE_IMAGE,
     extra_vars,
     is_project_commit,
     machine_id_size,

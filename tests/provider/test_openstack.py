@@ -10,7 +10,6 @@ such as stop completes by the next read).
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -53,7 +52,7 @@ def course(site: OpenStackSite, seats: int = 2, egi: bool = True, **openstack: A
 def recap(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
     match = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
     assert match, result.stdout[-3000:]
-    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()), strict=True))
 
 
 def unsafe_text(value: Any) -> Any:

@@ -108,7 +108,8 @@ def test_hand_made_group_of_the_course_name_is_refused_and_kept(openstack_site: 
     refused = run_playbook("provision.yml", *args, env=site.env())
     assert refused.returncode != 0
     text = one_line(refused.stdout)
-    assert f"Security group ostest-sg ({look_alike}) exists in cloud {PASSWORD_CLOUD} but the course did not create it" in text, text[-3000:]
+    assert (f"Security group ostest-sg ({look_alike}) exists in cloud {PASSWORD_CLOUD} "
+            "but the course did not create it") in text, text[-3000:]
     assert "set openstack.security_group: ostest-sg" in text and f"-e course_adopt={look_alike}" in text
     assert course_servers(site, "ostest") == {}
     with site.cloud.lock:

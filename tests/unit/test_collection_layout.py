@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 import yaml
+
 from ansible.utils.version import SemanticVersion
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from ansible.errors import AnsibleFilterError
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,7 @@ sys.path.insert(0, str(PROJECT / "collections"))
 
 from ansible_collections.i2pc.scipion_cloud.plugins.filter import cost as cost_filter  # noqa: E402
 from ansible_collections.i2pc.scipion_cloud.plugins.filter import plan as plan_filter  # noqa: E402
-from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import cost  # noqa: E402
-from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import gpu_support  # noqa: E402
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import cost, gpu_support  # noqa: E402
 
 PRICES = PROJECT / "inventories" / "prices"
 

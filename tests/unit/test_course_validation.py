@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from ansible.errors import AnsibleFilterError
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from ansible.errors import AnsibleFilterError
 
 PROJECT = Path(__file__).resolve().parents[2]

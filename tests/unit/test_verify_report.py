@@ -11,11 +11,15 @@ spec = importlib.util.spec_from_file_location("course_verify_report", PROJECT / 
 report = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(report)
 
-JUNIT = """<?xml version="1.0"?><testsuites><testsuite name="pytest">
-<testcase classname="tests.testinfra.test_desktop" name="test_vnc_listens_on_localhost[podman://a]"/>
-<testcase classname="tests.testinfra.test_cuda" name="test_nvidia_smi[podman://a]"><skipped message="no GPU: /dev/nvidia0 absent"/></testcase>
-<testcase classname="tests.testinfra.test_scipion3" name="test_scipion3_runs[podman://a]"><failure message="scipion3 not found">AssertionError: scipion3 not found</failure></testcase>
-</testsuite></testsuites>"""
+JUNIT = (
+    '<?xml version="1.0"?><testsuites><testsuite name="pytest">\n'
+    '<testcase classname="tests.testinfra.test_desktop" name="test_vnc_listens_on_localhost[podman://a]"/>\n'
+    '<testcase classname="tests.testinfra.test_cuda" name="test_nvidia_smi[podman://a]">'
+    '<skipped message="no GPU: /dev/nvidia0 absent"/></testcase>\n'
+    '<testcase classname="tests.testinfra.test_scipion3" name="test_scipion3_runs[podman://a]">'
+    '<failure message="scipion3 not found">AssertionError: scipion3 not found</failure></testcase>\n'
+    "</testsuite></testsuites>"
+)
 
 
 def test_seat_checks_are_read_with_outcomes_and_details(tmp_path):
@@ -74,7 +78,7 @@ def seat_junit(seat: str, unit_ok: bool) -> str:
 
 def test_report_of_two_seats_has_one_row_per_check_and_one_column_per_seat(tmp_path):
     seats = ["demo-training-01", "demo-training-02", "demo-training-03"]
-    for seat, ok in zip(seats[:2], (True, False)):
+    for seat, ok in zip(seats[:2], (True, False), strict=True):
         (tmp_path / f"{seat}-testinfra.xml").write_text(seat_junit(seat, ok))
         (tmp_path / f"{seat}-browser.json").write_text(json.dumps({"rendered": ok, "screenshot": f"/x/{seat}.png"}))
     # Seat 3 was stopped: no result at all.
