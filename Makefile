@@ -140,10 +140,13 @@ lint: setup
 	ANSIBLE_COLLECTIONS_PATH="$(CURDIR)/collections:$$(python3 -c 'import ansible_collections, os; print(os.pathsep.join(os.path.dirname(p) for p in ansible_collections.__path__))')" \
 	  $(LEGACY_VENV)/bin/ansible-playbook --syntax-check -e configure_roles_hosts=all \
 	  tests/lint/legacy_roles.yml playbooks/configure_roles.yml playbooks/generalise.yml >/dev/null
+	ruff check --no-cache .
 	python3 scripts/check-target-python.py
+	# The plugins' documentation against their argument specs, imports, pylint, ... (ansible-test).
+	scripts/sanity.sh
 	python3 scripts/lint-iam-policies.py
 	ansible-galaxy collection build --force --output-path output/build >/dev/null
-	echo "lint: yamllint, ansible-lint (production), the legacy runner's syntax check, machine-side Python (3.5), the IAM policies (parliament) and the collection build are clean"
+	echo "lint: yamllint, ansible-lint (production), the legacy runner's syntax check, ruff, machine-side Python (3.5), ansible-test sanity on the plugins, the IAM policies (parliament) and the collection build are clean"
 
 unit: setup
 	pytest -q tests/unit $(PYTEST_ARGS)
