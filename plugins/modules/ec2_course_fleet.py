@@ -389,8 +389,8 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import course_record as rec
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils.course_names import MANAGED_BY
 
-MANAGED_BY = "scipion_cloud"
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 SHRINK_HINT = ("run again with -e course_aws_allow_shrink=true (the course_aws role's variable; this module's option "
                "allow_shrink); to keep them, raise seats (or list them in seat_names) in the course file")
