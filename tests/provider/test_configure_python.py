@@ -51,7 +51,7 @@ def configure(run_playbook, tmp_path: Path, machine: str, *extra: str, **host_va
         "ansible_connection": "containers.podman.podman", "ansible_host": machine, **host_vars}}}}))
     # No image role: the record alone shows which ansible-core ran configure_roles.yml on the machine.
     return run_playbook("configure.yml", "-i", str(inventory), "-e", "profile=scipion-3", "-e", "configure_hosts=old_python",
-                        "-e", '{"configure_roles": []}', "-e", '{"configure_profile_vars": {"gpu": false}}', *extra)
+                        "-e", '{"configure_roles": []}', "-e", '{"profile_vars": {"gpu": false}}', *extra)
 
 
 def record(machine: str) -> dict:
