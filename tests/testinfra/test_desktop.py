@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(PROJECT / "tests" / "browser"))
-sys.path.insert(0, str(PROJECT / "tests" / "testinfra" / "seat"))
+# The browser login and the seat helpers ship with the verify role.
+sys.path.insert(0, str(PROJECT / "roles" / "verify" / "seat_checks"))
 import novnc_login  # noqa: E402
 from seat_procs import processes  # noqa: E402  (the image has no procps: /proc is read)
 

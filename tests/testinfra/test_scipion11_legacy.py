@@ -66,7 +66,7 @@ def wait_for_the_desktop(host) -> None:
 def test_desktop_login_in_chromium_with_the_seat_password(host, tmp_path):
     wait_for_the_desktop(host)
     login = subprocess.run(
-        [sys.executable, str(PROJECT / "tests/browser/novnc_login.py"), URL, "--screenshot", str(tmp_path / "desktop.png")],
+        [sys.executable, str(PROJECT / "roles/verify/seat_checks/novnc_login.py"), URL, "--screenshot", str(tmp_path / "desktop.png")],
         input=_seat_password() + "\n", text=True, capture_output=True, timeout=240)
     report = json.loads(login.stdout or "{}")
     assert login.returncode == 0, (login.stdout, login.stderr[-2000:])

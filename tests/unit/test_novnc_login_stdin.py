@@ -1,4 +1,4 @@
-"""tests/browser/novnc_login.py takes the VNC password from stdin only, and says why it could not run.
+"""roles/verify/seat_checks/novnc_login.py takes the VNC password from stdin only, and says why it could not run.
 
 The browser itself is replaced by a recorder of what the script hands it (the real login is
 exercised by verify.yml on live and demo seats).
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("novnc_login", PROJECT / "tests/browser/novnc_login.py")
+_spec = importlib.util.spec_from_file_location("novnc_login", PROJECT / "roles/verify/seat_checks/novnc_login.py")
 novnc_login = importlib.util.module_from_spec(_spec)
 sys.modules["novnc_login"] = novnc_login  # dataclasses look their module up by name
 _spec.loader.exec_module(novnc_login)

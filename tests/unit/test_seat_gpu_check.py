@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("test_seat_gpu", PROJECT / "tests/testinfra/seat/test_seat_gpu.py")
+spec = importlib.util.spec_from_file_location("test_seat_gpu", PROJECT / "roles/verify/seat_checks/test_seat_gpu.py")
 seat_gpu = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(seat_gpu)
 

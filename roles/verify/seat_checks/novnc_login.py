@@ -3,7 +3,7 @@
 Drives Chromium over the DevTools protocol in real time (a fixed virtual-time budget
 does not wait for noVNC's WebSocket). Usable from tests and against live seats::
 
-    python tests/browser/novnc_login.py https://203.0.113.7/vnc.html --screenshot out.png
+    python roles/verify/seat_checks/novnc_login.py https://203.0.113.7/vnc.html --screenshot out.png
 
 reads the VNC password from the first line of stdin (a prompt that does not echo when
 stdin is a terminal), never from the command line or the environment, where `ps` would

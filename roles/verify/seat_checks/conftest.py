@@ -1,6 +1,6 @@
-"""Shared by the seat suites that playbooks/verify.yml runs on every seat of a course.
+"""Shared by the seat suites that the verify role (playbooks/verify.yml) runs on every seat of a course.
 
-verify.yml writes the course's profile (with the course's profile_vars merged in) to a
+The role writes the course's profile (with the course's profile_vars merged in) to a
 JSON file and runs pytest once per seat with:
   SCIPION_CLOUD_PROFILE_JSON  that file
   SCIPION_CLOUD_SEAT_URL      the seat's noVNC address as the students get it
