@@ -62,7 +62,7 @@ def builder() -> Any:
 
 def build_args(container: str, output: Path, **extra: Any) -> list[str]:
     values = {"image_builder_connection": builder_connection(container), "image_output_dir": str(output),
-              "image_configure_roles": ["desktop"], "image_profile_vars": {"gpu": False}}
+              "image_configure_roles": ["desktop"], "profile_vars": {"gpu": False}}
     values.update(extra)
     return ["-e", "profile=scipion-1.1", "-e", "provider=aws", "-e", f"image_controller_cidr={CONTROLLER}",
             *extra_vars(**values)]
@@ -261,7 +261,7 @@ def test_failed_configuration_leaves_no_builder_and_points_at_the_log(aws_env, r
                                                                       tmp_path: Path) -> None:
     output = tmp_path / "images"
     # An invalid value of the desktop role makes its argument check fail at once on the builder.
-    args = build_args(builder, output, image_profile_vars={"gpu": False, "desktop_idle_stop_minutes": "soon"})
+    args = build_args(builder, output, profile_vars={"gpu": False, "desktop_idle_stop_minutes": "soon"})
     with BuilderWatch() as watch:
         result = run_playbook("image.yml", *args)
     assert result.returncode != 0
