@@ -55,12 +55,8 @@ quota:
 
 from typing import Any
 
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils.openstack_quota import project_quota
 from ansible_collections.openstack.cloud.plugins.module_utils.openstack import OpenStackModule
-
-
-def usage(limit: Any, used: Any) -> dict[str, int]:
-    """One quota entry; a missing limit counts as unlimited."""
-    return {"limit": -1 if limit is None else int(limit), "used": int(used or 0)}
 
 
 class OpenStackQuotaInfoModule(OpenStackModule):
@@ -69,28 +65,8 @@ class OpenStackQuotaInfoModule(OpenStackModule):
     argument_spec: dict[str, Any] = {}
     module_kwargs = {"supports_check_mode": True}
 
-    def compute_quota(self) -> dict[str, dict[str, int]]:
-        absolute = self.conn.compute.get_limits().absolute
-        return {
-            "instances": usage(absolute.instances, absolute.instances_used),
-            "cores": usage(absolute.total_cores, absolute.total_cores_used),
-            "ram_mb": usage(absolute.total_ram, absolute.total_ram_used),
-        }
-
-    def floating_ip_quota(self, project_id: str) -> dict[str, int]:
-        try:
-            details = self.conn.network.get_quota(project_id, details=True)
-            entry = details.floating_ips or {}
-            return usage(entry.get("limit"), entry.get("used"))
-        except self.sdk.exceptions.SDKException:
-            quota = self.conn.network.get_quota(project_id)
-            used = len(list(self.conn.network.ips(project_id=project_id)))
-            return usage(quota.floating_ips, used)
-
     def run(self) -> None:
-        project_id = self.conn.current_project_id
-        quota = self.compute_quota()
-        quota["floating_ips"] = self.floating_ip_quota(project_id)
+        project_id, quota = project_quota(self.conn)
         self.exit_json(changed=False, project_id=project_id, quota=quota)
 
 
