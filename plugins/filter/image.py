@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils.course_names import MANAGED_BY
 
 UNCONFIRMED = "unconfirmed"
 AWS_MAX_TAGS = 50
@@ -177,7 +178,7 @@ def image_tags(manifest: dict[str, Any], extra: dict[str, Any] | None = None, ma
     build = manifest.get("build", {})
     collection = manifest.get("collection", {})
     head: dict[str, str] = {
-        "ManagedBy": "scipion_cloud",
+        "ManagedBy": MANAGED_BY,
         "Profile": manifest["profile"],
         "BuildId": str(build.get("id", "")),
         "BuildDate": str(build.get("date", "")),
@@ -264,7 +265,7 @@ def image_openstack_owned(images: list[dict[str, Any]], profile: str, cloud: str
     for image in images:
         properties = image.get("properties") or {}
         owner = image["owner"] if "owner" in image else image.get("owner_id", "")
-        if (properties.get("ManagedBy", "") == "scipion_cloud" and properties.get("Profile", "") == profile
+        if (properties.get("ManagedBy", "") == MANAGED_BY and properties.get("Profile", "") == profile
                 and owner in ("", project_id)):
             owned.append({"id": image["id"], "name": image["name"], "region": cloud,
                           "date": properties.get("BuildDate", image.get("created_at"))})
@@ -346,7 +347,7 @@ def image_openstack_ssh_rules(cidrs: list[str]) -> list[dict[str, Any]]:
     return rules
 
 
-def image_podman_label_changes(labels: dict[str, Any], namespace: str = "scipion_cloud") -> list[str]:
+def image_podman_label_changes(labels: dict[str, Any], namespace: str = MANAGED_BY) -> list[str]:
     """`podman commit --change` arguments setting each label as <namespace>.<key>, in key order.
 
     Dockerfile LABEL syntax; JSON strings are valid quoted keys and values there.

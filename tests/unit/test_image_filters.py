@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from ansible.errors import AnsibleFilterError
-
 PROJECT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("image_filters", PROJECT / "plugins/filter/image.py")
-image = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(image)
+sys.path.insert(0, str(PROJECT / "collections"))
+
+from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.i2pc.scipion_cloud.plugins.filter import image  # noqa: E402
 
 
 def ami(image_id: str, date: str | None, created: str = "2020-01-01T00:00:00.000Z", snapshots: tuple = ("snap-1",)) -> dict:

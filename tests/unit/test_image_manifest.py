@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ansible.errors import AnsibleFilterError
-
 PROJECT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("image_filters", PROJECT / "plugins/filter/image.py")
-image = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(image)
+sys.path.insert(0, str(PROJECT / "collections"))
+
+from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.i2pc.scipion_cloud.plugins.filter import image  # noqa: E402
 
 BUILD = {"id": "scipion11-20260101120000-0a1b", "date": "2026-01-01T12:00:00Z", "base_image": "ami-0123 ubuntu/images/x"}
 COLLECTION = {"name": "i2pc.scipion_cloud", "version": "0.1.0", "commit": "a" * 40}
