@@ -2,7 +2,7 @@
 """Action plugin course_lock: one run at a time changes a course (documented in plugins/modules/course_lock.py).
 
 The logic is plain functions over the lock file and /proc, so that it is tested without
-Ansible (tests/unit/test_course_lock.py); ActionModule at the bottom only wires them up.
+Ansible (by the unit tests); ActionModule at the bottom only wires them up.
 
 The holder of a lock is the ansible-playbook process: the action runs in a worker that
 ansible-playbook forks for each task (ansible.utils.multiprocessing uses the fork context),

@@ -79,3 +79,17 @@ def test_galaxy_build_produces_an_installable_tarball(tmp_path):
     )
     assert install.returncode == 0, install.stdout + install.stderr
     assert (tmp_path / "installed/ansible_collections/i2pc/scipion_cloud/roles/course/tasks/main.yml").is_file()
+
+
+def test_product_code_does_not_depend_on_the_test_tree() -> None:
+    # The tarball leaves tests/ out (galaxy.yml build_ignore): no role, plugin, playbook or profile may
+    # read a file from there. Role READMEs may still point developers at the tests that prove a claim.
+    offenders = []
+    for top in ("roles", "plugins", "playbooks", "inventories", "meta"):
+        for path in sorted((PROJECT / top).rglob("*")):
+            if not path.is_file() or path.suffix not in {".yml", ".yaml", ".py", ".j2", ".json", ".sh"}:
+                continue
+            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if "tests/" in line:
+                    offenders.append(f"{path.relative_to(PROJECT)}:{number}: {line.strip()}")
+    assert offenders == [], "\n".join(offenders)
