@@ -143,7 +143,7 @@ lint: setup
 	  tests/lint/legacy_roles.yml playbooks/configure_roles.yml playbooks/generalise.yml >/dev/null
 	ruff check --no-cache .
 	python3 scripts/check-target-python.py
-	# The plugins' documentation against their argument specs, imports, pylint, ... (ansible-test).
+	# The plugins' documentation against their argument specs, imports, pep8, ... (ansible-test; scripts/sanity.sh says which).
 	scripts/sanity.sh
 	python3 scripts/lint-iam-policies.py
 	ansible-galaxy collection build --force --output-path output/build >/dev/null
