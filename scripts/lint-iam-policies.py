@@ -84,8 +84,20 @@ def render_operator_policy(course: dict[str, Any] = SAMPLE_COURSE) -> str:
     """The operator policy as the course_aws_operator role renders it for ``course``."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(OPERATOR_TEMPLATE.parent), undefined=jinja2.StrictUndefined)
     env.filters["to_json"] = json.dumps
+    env.filters["i2pc.scipion_cloud.course_resource_names"] = _course_resource_names()
     role_vars = yaml.safe_load((OPERATOR_ROLE / "vars/main.yml").read_text())
+    # The role's variables may be templates themselves (the ManagedBy value): render them as Ansible would.
+    role_vars = {name: env.from_string(value).render(course_spec=course) if isinstance(value, str) else value
+                 for name, value in role_vars.items()}
     return env.get_template(OPERATOR_TEMPLATE.name).render(course_spec=course, **role_vars)
+
+
+def _course_resource_names() -> Any:
+    """The collection's filter course_resource_names, imported as Ansible would find it."""
+    sys.path.insert(0, str(PROJECT / "collections"))
+    from ansible_collections.i2pc.scipion_cloud.plugins.filter.names import course_resource_names
+
+    return course_resource_names
 
 
 def findings(policy_text: str, name: str) -> list[Any]:
