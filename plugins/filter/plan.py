@@ -181,13 +181,12 @@ def course_seat_lines(seats: dict[str, Any] | None, course: dict[str, Any]) -> l
     return lines
 
 
-def _course_gpu(course: dict[str, Any], table: dict[str, Any], gpu_name: str | None) -> tuple[str | None, str, str]:
+def _course_gpu(course: dict[str, Any], gpu_name: str | None) -> tuple[str | None, str, str]:
     """(GPU model or None, where it is, why it is not known) of a course's seats."""
     provider = course.get("provider")
     if provider == "aws":
         instance_type = course["aws"]["instance_type"]
-        gpu = gpu_support.gpu_of_type(table, instance_type, gpu_name)
-        return gpu, instance_type, f"no NVIDIA GPU is known for {instance_type}"
+        return gpu_name, instance_type, f"no NVIDIA GPU is known for {instance_type}"
     if provider == "openstack":
         flavour = course["openstack"]["flavor"]
         return gpu_name, f"flavour {flavour}", f"the GPU model of flavour {flavour} is not known"
@@ -198,8 +197,9 @@ def course_gpu_fit(course: dict[str, Any], profile: dict[str, Any], table: dict[
                    gpu_name: str | None = None) -> dict[str, Any]:
     """Which of the profile's gpu_programs can run on the course's GPU: {gpu, programs, lines}.
 
-    ``gpu_name`` is the GPU model when a provider named it (AWS's DescribeInstanceTypes);
-    otherwise an AWS type's family gives it and an OpenStack flavour's stays unknown.
+    ``gpu_name`` is the GPU model the provider named (AWS: DescribeInstanceTypes, else the family
+    table of roles/course_aws/vars/instance_types.yml); without it the GPU stays unknown.
+    ``table`` is the provider-neutral GPU support table (roles/course/vars/gpu_support.yml).
     """
     programs = profile.get("gpu_programs") or []
     name = profile.get("profile_name") or course.get("profile", "?")
@@ -209,7 +209,7 @@ def course_gpu_fit(course: dict[str, Any], profile: dict[str, Any], table: dict[
         return {"gpu": None, "programs": [],
                 "lines": [f"GPU programs of profile {name}: the course runs without GPU components (gpu: false), "
                           "so they have no GPU to run on."]}
-    gpu, where, unknown = _course_gpu(course, table, gpu_name)
+    gpu, where, unknown = _course_gpu(course, gpu_name)
     try:
         verdicts = gpu_support.programs_fit(table, programs, gpu, unknown)
     except gpu_support.GpuProgramError as exc:

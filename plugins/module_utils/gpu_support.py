@@ -1,10 +1,12 @@
 """Which NVIDIA driver branch drives which GPU, from the table in roles/course/vars/gpu_support.yml.
 
-The table maps EC2 families to GPU models (``families``), GPU models to their
-architecture and the range of driver branches that support them (``gpus``:
-``first_branch`` inclusive, ``last_branch`` inclusive, either may be absent), and
-lists the production branches (``branches``) used to name working alternatives.
-Shared by the preflight module and the cost filters.
+The table maps GPU models to their architecture and the range of driver branches
+that support them (``gpus``: ``first_branch`` inclusive, ``last_branch`` inclusive,
+either may be absent), and lists the production branches (``branches``) used to name
+working alternatives. A provider adds which GPU its machine types carry: the course_aws
+role merges EC2 families (``families``) and the types it proposes (``instance_types``)
+from roles/course_aws/vars/instance_types.yml. Shared by the preflight module and the
+cost filters.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def family_of(instance_type: str) -> str:
 
 
 def gpu_of_type(table: dict[str, Any], instance_type: str, api_gpu_name: str | None = None) -> str | None:
-    """GPU model of an instance type: the API's answer when given, else the family table."""
+    """GPU model of an instance type: the API's answer when given, else the table's ``families`` (AWS's)."""
     if api_gpu_name:
         return api_gpu_name
     return table.get("families", {}).get(family_of(instance_type))

@@ -20,7 +20,7 @@ description:
     (playbooks/course_plan.yml) refuses the course after the whole report.
   - Without working credentials every check that needs AWS is returned with C(not_run=true), C(ok=false) and a
     C(detail) starting with C(not run:) that says why; the GPU and driver checks still run from the family table
-    (roles/course/vars/gpu_support.yml) where it names the type's GPU.
+    (roles/course_aws/vars/instance_types.yml) where it names the type's GPU.
   - Also says, as information and never as a failed check, which of the profile's GPU programs
     (C(gpu_programs)) can run on the type's GPU (C(gpu_fit)).
   - Instances and Elastic IPs already tagged C(Course=<course>) count as the course's own, so a re-run
@@ -102,7 +102,10 @@ options:
     type: bool
     default: false
   gpu_support:
-    description: The GPU support table of roles/course/vars/gpu_support.yml (C(branches), C(gpus), C(families), C(instance_types)).
+    description:
+      - The GPU support table of roles/course/vars/gpu_support.yml (C(branches), C(gpus), C(cuda_toolkits)) with
+        AWS's instance families and proposed types of roles/course_aws/vars/instance_types.yml (C(families),
+        C(instance_types)); the C(course_aws) role merges them.
     type: dict
     required: true
   compare_regions:
@@ -163,7 +166,7 @@ EXAMPLES = r"""
     seats: 20
     driver_branch: "470"
     require_gpu: true
-    gpu_support: "{{ __course_gpu_support }}"
+    gpu_support: "{{ __course_aws_gpu_table }}"
     gpu_programs:
       - {name: Gctf, version: "1.06", cuda: "7.5"}
       - {name: Relion, version: "2.0", cuda: "8.0", build: source}
@@ -268,7 +271,9 @@ VCPU_QUOTAS = {
 }
 LIVE_STATES = ["pending", "running"]
 EXISTING_STATES = ["pending", "running", "stopping", "stopped"]
-TABLE_NOTE = f"GPU from {gpus.TABLE_FILE}; AWS was not asked"
+# Where the GPU of an instance family is written: what the checks made without AWS name.
+FAMILY_FILE = "roles/course_aws/vars/instance_types.yml"
+TABLE_NOTE = f"GPU from {FAMILY_FILE}; AWS was not asked"
 
 
 def check(name: str, ok: bool, detail: str, fix: str = "") -> dict[str, Any]:
@@ -481,7 +486,7 @@ def main_gpu_check(params: dict[str, Any], table: dict[str, Any], facts: dict[st
                    offered_candidates: list[str] | None, reason: str, fix: str) -> dict[str, Any]:
     """gpu_check of the course's own type; without AWS, from the family table when it names the type."""
     if not facts["known"]:
-        return not_run("GPU and driver", f"{reason}, and {gpus.TABLE_FILE} does not name the GPU of "
+        return not_run("GPU and driver", f"{reason}, and {FAMILY_FILE} does not name the GPU of "
                                          f"{params['instance_type']}", fix)
     result = gpu_check(params, table, facts["gpu"], offered_candidates)
     if facts["offered"] is None:
@@ -525,8 +530,8 @@ def fallback_check(params: dict[str, Any], table: dict[str, Any], instance_type:
                      "passes these checks." + "".join(f" {f}" for f in fixes))
     if facts["offered"] is None or not facts["known"]:
         missing = ([f"whether {region} offers {instance_type}"] if facts["offered"] is None else []) + \
-                  ([f"its GPU ({gpus.TABLE_FILE} does not name it)"] if not facts["known"] else [])
-        known = f"Checked from {gpus.TABLE_FILE}: {'; '.join(passed)}." if passed else ""
+                  ([f"its GPU ({FAMILY_FILE} does not name it)"] if not facts["known"] else [])
+        known = f"Checked from {FAMILY_FILE} and {gpus.TABLE_FILE}: {'; '.join(passed)}." if passed else ""
         return not_run(name, f"{reason}: {' and '.join(missing)}", fix, known)
     return check(name, True, "; ".join(passed) + ".")
 

@@ -181,12 +181,13 @@ def test_without_credentials_the_plan_reports_everything_and_names_what_to_fix(
         f"[--]   image: {NO_CREDENTIALS}",
         f"[--]   instance type offered: {NO_CREDENTIALS}",
         "[ok]   GPU and driver: driver branch 470 drives the T4 (Turing) of g4dn.xlarge (GPU from "
-        "roles/course/vars/gpu_support.yml; AWS was not asked).",
+        "roles/course_aws/vars/instance_types.yml; AWS was not asked).",
         f"[--]   fallback instance type g5.xlarge: {NO_CREDENTIALS[:-1]}: whether eu-west-1 offers g5.xlarge. Checked "
-        "from roles/course/vars/gpu_support.yml: driver branch 470 drives the A10G (Ampere) of g5.xlarge.",
+        "from roles/course_aws/vars/instance_types.yml and roles/course/vars/gpu_support.yml: driver branch 470 "
+        "drives the A10G (Ampere) of g5.xlarge.",
         "[FAIL] fallback instance type p2.xlarge: the profile's GPU programs cannot all run on it: Relion 5.0 (CUDA "
         "12.4 build) cannot run on the K80 (3.7): CUDA 12.4 builds start at compute capability 5.0. Whether eu-west-1 "
-        "offers it was not checked (GPU from roles/course/vars/gpu_support.yml; AWS was not asked). Fix: Remove "
+        "offers it was not checked (GPU from roles/course_aws/vars/instance_types.yml; AWS was not asked). Fix: Remove "
         "p2.xlarge from aws.fallback_instance_types, or replace it with a type that passes these checks.",
         f"[--]   placements: {NO_CREDENTIALS}",
         f"[--]   vCPU quota: {NO_CREDENTIALS}",

@@ -17,7 +17,11 @@ sys.path.insert(0, str(PROJECT / "collections"))
 
 from ansible_collections.i2pc.scipion_cloud.plugins.modules import aws_course_preflight as preflight  # noqa: E402
 
-GPU_TABLE = yaml.safe_load((PROJECT / "roles/course/vars/gpu_support.yml").read_text())["__course_gpu_support"]
+# The table the course_aws role passes: the provider-neutral one with AWS's instance families.
+GPU_TABLE = {
+    **yaml.safe_load((PROJECT / "roles/course_aws/vars/instance_types.yml").read_text())["__course_aws_instance_types"],
+    **yaml.safe_load((PROJECT / "roles/course/vars/gpu_support.yml").read_text())["__course_gpu_support"],
+}
 
 
 def params(**changes: object) -> dict:
@@ -110,7 +114,7 @@ def test_missing_credentials_leave_every_aws_check_not_run_and_the_table_checks_
     assert checks["GPU and driver"]["ok"] is False
     assert checks["GPU and driver"]["detail"] == (
         "driver branch 384 cannot drive the T4 (Turing) of g4dn.xlarge: the T4 needs branch 410 or later (GPU from "
-        "roles/course/vars/gpu_support.yml; AWS was not asked).")
+        "roles/course_aws/vars/instance_types.yml; AWS was not asked).")
     assert checks["GPU and driver"]["fix"].endswith(
         "or choose an instance type that branch 384 drives; such as p2.xlarge, g3s.xlarge, p3.2xlarge (whether "
         "eu-west-1 offers them was not checked).")
@@ -138,17 +142,18 @@ def test_fallback_whose_gpu_the_profile_cuda_cannot_run_is_refused_without_aws(m
     assert p2["detail"] == (
         "the profile's GPU programs cannot all run on it: Relion 5.0 (CUDA 12.4 build) cannot run on the K80 (3.7): "
         "CUDA 12.4 builds start at compute capability 5.0. Whether eu-west-1 offers it was not checked (GPU from "
-        "roles/course/vars/gpu_support.yml; AWS was not asked).")
+        "roles/course_aws/vars/instance_types.yml; AWS was not asked).")
     assert p2["fix"] == ("Remove p2.xlarge from aws.fallback_instance_types, or replace it with a type that passes "
                          "these checks.")
     g5 = checks["fallback instance type g5.xlarge"]
     assert (g5["ok"], g5["not_run"]) == (False, True)
     assert g5["detail"] == (NOT_RUN[:-1] + ": whether eu-west-1 offers g5.xlarge. Checked from "
-                            "roles/course/vars/gpu_support.yml: driver branch 470 drives the A10G (Ampere) of g5.xlarge.")
+                            "roles/course_aws/vars/instance_types.yml and roles/course/vars/gpu_support.yml: "
+                            "driver branch 470 drives the A10G (Ampere) of g5.xlarge.")
     # A family the table does not know: nothing can be said without AWS.
     assert checks["fallback instance type m5.large"]["detail"] == (
-        NOT_RUN[:-1] + ": whether eu-west-1 offers m5.large and its GPU (roles/course/vars/gpu_support.yml does not "
-        "name it).")
+        NOT_RUN[:-1] + ": whether eu-west-1 offers m5.large and its GPU (roles/course_aws/vars/instance_types.yml "
+        "does not name it).")
 
 
 def test_fallback_that_the_driver_branch_cannot_drive_is_refused() -> None:

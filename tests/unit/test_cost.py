@@ -29,7 +29,11 @@ def all_tables() -> dict[str, Any]:
     return {p.stem: yaml.safe_load(p.read_text()) for p in PRICES.glob("*.yml")}
 
 
-GPU_TABLE = yaml.safe_load((PROJECT / "roles/course/vars/gpu_support.yml").read_text())["__course_gpu_support"]
+# The table the course_aws role passes: the provider-neutral one with AWS's instance families.
+GPU_TABLE = {
+    **yaml.safe_load((PROJECT / "roles/course_aws/vars/instance_types.yml").read_text())["__course_aws_instance_types"],
+    **yaml.safe_load((PROJECT / "roles/course/vars/gpu_support.yml").read_text())["__course_gpu_support"],
+}
 
 
 def course(**changes: Any) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from ansible_collections.i2pc.scipion_cloud.plugins.filter import plan as plan_f
 from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import gpu_support as gpus  # noqa: E402
 
 GPU_TABLE = yaml.safe_load((PROJECT / "roles/course/vars/gpu_support.yml").read_text())["__course_gpu_support"]
+# AWS's instance families: the course_aws role names the GPU of a type from them when AWS was not asked.
+AWS_FAMILIES = yaml.safe_load((PROJECT / "roles/course_aws/vars/instance_types.yml").read_text())[
+    "__course_aws_instance_types"]
 
 
 def profile(name: str) -> dict[str, Any]:
@@ -183,7 +186,8 @@ def test_scipion_1_1_declares_the_2018_gpu_programs() -> None:
 def test_madrid_plan_lines_on_the_t4() -> None:
     madrid = yaml.safe_load((PROJECT / "inventories/courses/madrid.yml").read_text())
     course = {**madrid, "name": "madrid"}
-    result = plan_filter.course_gpu_fit(course, profile("scipion-1.1"), GPU_TABLE)
+    gpu = gpus.gpu_of_type(AWS_FAMILIES, course["aws"]["instance_type"])
+    result = plan_filter.course_gpu_fit(course, profile("scipion-1.1"), GPU_TABLE, gpu)
     assert result["gpu"] == "T4"
     assert [p["verdict"] for p in result["programs"]] == ["needs_ptx"] * 5
     assert result["lines"][:3] == [
@@ -205,7 +209,9 @@ def test_api_gpu_name_wins_over_the_family_table() -> None:
 
 
 def test_p2_of_2018_is_within_reach_but_the_binaries_are_unknown() -> None:
-    result = plan_filter.course_gpu_fit(aws_course("p2.xlarge"), profile("scipion-1.1"), GPU_TABLE)
+    result = plan_filter.course_gpu_fit(aws_course("p2.xlarge"), profile("scipion-1.1"), GPU_TABLE,
+                                        gpus.gpu_of_type(AWS_FAMILIES, "p2.xlarge"))
+    assert result["gpu"] == "K80"
     assert [p["verdict"] for p in result["programs"]] == ["unknown"] * 5
 
 
