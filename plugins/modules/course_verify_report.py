@@ -56,7 +56,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 seats:
-  description: Per seat, the counts of passed, failed and skipped checks, and whether it is green.
+  description:
+    - Per seat, the counts of passed, failed and skipped checks, and whether it is green.
+    - C(failures) lists each failed check of the seat with the first line of its detail (at most 300 characters),
+      so that the run's own output says what failed without opening the report.
   returned: always
   type: list
   elements: dict
@@ -231,6 +234,22 @@ def render_junit(course: str, table: dict[str, list[dict[str, str]]]) -> str:
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
+def first_line(detail: str, limit: int = 300) -> str:
+    """The first non-empty line of a check's detail, cut to `limit` characters."""
+    line = next((ln.strip() for ln in detail.splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def summarise(table: dict[str, list[dict[str, str]]]) -> list[dict[str, Any]]:
+    """Per seat: the counts, whether it is green, and each failed check with its first line."""
+    summary = []
+    for seat, results in table.items():
+        counts = {k: sum(c["outcome"] == k for c in results) for k in (PASS, FAIL, SKIP)}
+        failures = [{"check": c["name"], "detail": first_line(c.get("detail", ""))} for c in results if c["outcome"] == FAIL]
+        summary.append({"seat": seat, **counts, "ok": counts[FAIL] == 0, "failures": failures})
+    return summary
+
+
 def write_if_changed(path: str, content: str) -> bool:
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
@@ -260,10 +279,7 @@ def main() -> None:
         for seat in module.params["seats"]
     }
     table = complete(table)
-    summary: list[dict[str, Any]] = []
-    for seat, results in table.items():
-        counts = {k: sum(c["outcome"] == k for c in results) for k in (PASS, FAIL, SKIP)}
-        summary.append({"seat": seat, **counts, "ok": counts[FAIL] == 0})
+    summary = summarise(table)
     out = module.params["output_dir"]
     html_path, junit_path = os.path.join(out, "verify.html"), os.path.join(out, "verify.xml")
     changed = False

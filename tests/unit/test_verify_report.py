@@ -101,3 +101,17 @@ def test_report_of_two_seats_has_one_row_per_check_and_one_column_per_seat(tmp_p
     assert "2 to fix" in page and "4 to fix" in page
     assert 'title="not a check of this seat">-</td>' in page
     assert "<b>demo-training-02</b>: desktop / unit enabled and running: scipion-vnc.service" in page
+
+
+def test_summary_names_each_failed_check_with_the_first_line_of_its_detail():
+    table = {
+        "seat-01": [{"name": "a", "outcome": "passed", "detail": ""}],
+        "seat-02": [{"name": "a", "outcome": "failed", "detail": "\nAssertionError: unit not running\n" + "x" * 900},
+                    {"name": "novnc_login", "outcome": "failed", "detail": "y" * 400},
+                    {"name": "c", "outcome": "skipped", "detail": "no GPU"}],
+    }
+    summary = report.summarise(table)
+    assert summary[0] == {"seat": "seat-01", "passed": 1, "failed": 0, "skipped": 0, "ok": True, "failures": []}
+    assert summary[1]["ok"] is False and (summary[1]["failed"], summary[1]["skipped"]) == (2, 1)
+    assert summary[1]["failures"] == [{"check": "a", "detail": "AssertionError: unit not running"},
+                                      {"check": "novnc_login", "detail": "y" * 297 + "..."}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,11 +15,23 @@ UNITS = ["scipion-vnc.service", "scipion-novnc.service", "scipion-vnc-seat.path"
 SEAT_FILE = "/etc/scipion_cloud/seat.yml"
 
 
+def settled_state(host, unit: str, seconds: float = 60.0) -> str:
+    """The unit's active state once it is no longer starting or restarting (a seat file that just
+    changed restarts the session), or what it still is after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        state = host.run(f"systemctl is-active {unit}").stdout.strip()
+        if state not in ("activating", "deactivating", "reloading") or time.monotonic() > deadline:
+            return state
+        time.sleep(2)
+
+
 @pytest.mark.parametrize("unit", UNITS)
 def test_unit_enabled_and_running(host, unit):
     service = host.service(unit)
     assert service.is_enabled, f"{unit} is not enabled: it would not come back after a reboot"
-    assert service.is_running, f"{unit} is not running: {host.run(f'systemctl status --no-pager {unit}').stdout[-600:]}"
+    state = settled_state(host, unit)
+    assert state == "active", f"{unit} is not running ({state}): {host.run(f'systemctl status --no-pager {unit}').stdout[-600:]}"
 
 
 def test_session_runs_as_the_student(host, profile):
