@@ -212,6 +212,30 @@ def test_record_standins_fetched_on_the_controller(run_playbook, site):
         assert (site.cache / "localhost" / name).read_bytes() == standin_content(name)
 
 
+def test_a_project_profile_keeps_its_lock_beside_it_in_the_project(run_playbook, site):
+    """A profile of the user's project folder (profiles/NAME.yml) records into and verifies from
+    profiles/NAME.lock.json of that folder, never the collection's inventories/profiles/."""
+    project = site.root / "project"
+    (project / "profiles").mkdir(parents=True)
+    (project / "profiles" / "standin.yml").write_text("---\nprofile_description: stand-in\n")
+    lock = project / "profiles" / "standin.lock.json"
+    extra = json.dumps({"items": items(), "cache": str(site.cache), "mirror": str(site.mirror),
+                        "lock_profile": "standin", "course_project_dir": str(project)})
+
+    recorded = run_playbook(PLAYBOOK, "-e", extra, "-e", "artifact_lock=record")
+    assert recorded.returncode == 0, recorded.stdout[-3000:]
+    entries = json.loads(lock.read_text())["artifacts"]
+    assert {name: entry["sha256"] for name, entry in entries.items()} == \
+        {name: sha256_of(standin_content(name)) for name in UNPUBLISHED}
+    assert not (PROJECT / "inventories/profiles/standin.lock.json").exists()
+
+    site.clear_caches()
+    (site.mirror / UNPUBLISHED[0]).write_bytes(b"stand-in, republished upstream\n")
+    refused = run_playbook(PLAYBOOK, "-e", extra)
+    assert refused.returncode == 2
+    assert f"the lock {lock} recorded sha256 {sha256_of(standin_content(UNPUBLISHED[0]))}" in flat(refused.stdout)
+
+
 @pytest.mark.skipif(not LEGACY_PLAYBOOK.exists(), reason="no legacy runner: make legacy-runner")
 def test_legacy_runner_records_and_verifies_standins(site):
     assert "[core 2.15." in subprocess.run([str(LEGACY_PLAYBOOK), "--version"], text=True, stdout=subprocess.PIPE).stdout
