@@ -142,6 +142,13 @@ def snapshot_ids(region: str) -> set[str]:
     return {s["SnapshotId"] for s in ec2(region).describe_snapshots(OwnerIds=["self"])["Snapshots"]}
 
 
+def last_failure(stdout: str) -> str:
+    """The message of the run's last failed task on the controller: the one that ended the run."""
+    lines = [line for line in stdout.splitlines() if line.startswith("fatal: [localhost]: FAILED!")]
+    assert lines, stdout[-3000:]
+    return lines[-1]
+
+
 def canonical_xenial() -> str:
     images = ec2().describe_images(Owners=[CANONICAL], Filters=[{"Name": "name", "Values": [XENIAL]}])["Images"]
     assert images, "moto's catalogue has no Canonical 16.04 AMI"
@@ -241,7 +248,7 @@ def test_legacy_bake_on_a_debian11_standin_builder_captures_a_tagged_image_prune
     assert "No image-builder resources are left in eu-west-1." in result.stdout
     assert not list(output.glob(".build-*")), "the build's private folder (key, inventory) must be removed"
 
-    # The manifest file, and the log of both runs on the builder.
+    # The manifest file, and the log of both legacy runner's runs on the builder.
     manifest = json.loads((output / f"{image['Name']}.json").read_text())
     assert manifest["images"] == {REGION: image_id, COPY_REGION: copy_id}
     assert manifest["build"]["id"] == build_id and manifest["profile_overrides"] == {"gpu": False}
@@ -265,9 +272,11 @@ def test_failed_configuration_leaves_no_builder_and_points_at_the_log(aws_env, r
     with BuilderWatch() as watch:
         result = run_playbook("image.yml", *args)
     assert result.returncode != 0
-    message = failure(result.stdout)
+    # The legacy runner's failure is printed where it happens, then the last play fails with it, after the cleanup.
+    message = last_failure(result.stdout)
     (log,) = output.glob("*.log")
     assert "Configuring the builder with profile scipion-1.1 failed" in message and str(log) in message, message
+    assert "The builder and its temporaries were removed" in message
     assert "desktop_idle_stop_minutes" in log.read_text()
     assert "desktop_idle_stop_minutes" in result.stdout, "the end of the log is shown"
 

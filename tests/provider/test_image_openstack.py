@@ -180,6 +180,33 @@ def test_unreachable_builder_is_removed_all_the_same(openstack_site: OpenStackSi
     assert "No image-builder resources are left" in result.stdout and not list(output.glob(".build-*"))
 
 
+def test_failed_configuration_on_the_builder_removes_it_and_fails_with_the_error(
+        openstack_site: OpenStackSite, run_playbook, builder, tmp_path: Path) -> None:
+    """A main-runner builder whose configuration fails in this run's own play: removed, then the run names the error."""
+    site = openstack_site
+    output = tmp_path / "images"
+    # An invalid value of the desktop role makes its argument check fail at once on the builder.
+    args = build_args(builder, output, image_configure_roles=["desktop"], profile_vars={"desktop_idle_stop_minutes": "soon"})
+    with ServerWatch(site) as watch:
+        result = run_playbook("image.yml", *args, env=site.env())
+    assert result.returncode != 0
+    lines = [line for line in result.stdout.splitlines() if line.startswith("fatal: [localhost]: FAILED!")]
+    assert len(lines) == 1, result.stdout[-4000:]
+    message = lines[0]
+    assert "Configuring the builder with profile scipion-3 failed" in message and "desktop_idle_stop_minutes" in message, message
+    assert "The builder and its temporaries were removed" in message
+
+    (server,) = watch.servers.values()
+    build_id = server["metadata"]["BuildId"]
+    with site.cloud.lock:
+        assert site.cloud.servers == {} and not [k for k in site.cloud.keypairs if k.startswith("scipion-image-")]
+        assert [g["name"] for g in site.cloud.security_groups.values()] == ["default"]
+        assert not [i for i in site.cloud.images.values() if i.get("BuildId") == build_id], "no image from a failed build"
+    assert "os-stop" not in server["_actions"], "a failed builder is not captured"
+    assert f"Removed: server {server['id']}, key-pair scipion-image-{build_id}" in result.stdout
+    assert not list(output.glob(".build-*")) and not list(output.glob("*.json"))
+
+
 def course(image: str, profile_name: str = "scipion-1.1") -> dict[str, Any]:
     return {
         "description": "OpenStack image profile check", "provider": "openstack", "profile": profile_name, "seats": 1,
