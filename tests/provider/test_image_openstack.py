@@ -207,6 +207,40 @@ def test_failed_configuration_on_the_builder_removes_it_and_fails_with_the_error
     assert not list(output.glob(".build-*")) and not list(output.glob("*.json"))
 
 
+def test_builder_that_becomes_unreachable_while_configured_is_removed_all_the_same(
+        openstack_site: OpenStackSite, run_playbook, tmp_path: Path) -> None:
+    """The builder answers its login, cloud-init and the configure role's Python probe, then is gone: the run goes on to remove it."""
+    site = openstack_site
+    output = tmp_path / "images"
+    with builder_container("imgosgone") as container:
+        # A podman that removes the container before the builder's fourth command (the configure role's first module).
+        wrapper = tmp_path / "podman-then-gone"
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            f"count={tmp_path}/execs\n"
+            'if [ "$1" = exec ]; then\n'
+            '  n=$(( $(cat "$count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$count"\n'
+            f'  if [ "$n" -gt 3 ]; then podman rm --force {container} >/dev/null 2>&1; fi\n'
+            "fi\n"
+            'exec podman "$@"\n')
+        wrapper.chmod(0o755)
+        connection = {**builder_connection(container), "ansible_podman_executable": str(wrapper)}
+        args = build_args(container, output, image_builder_connection=connection, image_configure_roles=["desktop"])
+        with ServerWatch(site) as watch:
+            result = run_playbook("image.yml", *args, env=site.env())
+    assert result.returncode != 0
+    (server,) = watch.servers.values()
+    assert f"fatal: [{server['name']}]: UNREACHABLE!" in result.stdout, result.stdout[-4000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("fatal: [localhost]: FAILED!")]
+    assert len(lines) == 1, result.stdout[-4000:]
+    assert f"The builder {server['name']} left the run before it was configured and generalised" in lines[0], lines[0]
+    with site.cloud.lock:
+        assert site.cloud.servers == {} and not [k for k in site.cloud.keypairs if k.startswith("scipion-image-")]
+        assert not [i for i in site.cloud.images.values() if i.get("BuildId") == server["metadata"]["BuildId"]]
+    assert "os-stop" not in server["_actions"], "a builder that was not configured is not captured"
+    assert "No image-builder resources are left" in result.stdout and not list(output.glob(".build-*"))
+
+
 def course(image: str, profile_name: str = "scipion-1.1") -> dict[str, Any]:
     return {
         "description": "OpenStack image profile check", "provider": "openstack", "profile": profile_name, "seats": 1,
