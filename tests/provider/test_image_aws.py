@@ -331,6 +331,8 @@ def test_bad_input_is_refused_before_any_cloud_call(run_playbook, tmp_path: Path
         (["-e", "profile=scipion-3", "-e", "image_controller_cidr=0.0.0.0/0"],
          ["whole Internet", "image_allow_world_ssh=true"]),
         (["-e", "profile=scipion-3"], ["image_controller_cidr is not set"]),
+        (["-e", "profile=scipion-3", "-e", "image_ansible_playbook=/opt/ansible-playbook", "-e", f"image_controller_cidr={CONTROLLER}"],
+         ["image_forward_vars and image_ansible_playbook are no longer read", "Remove them"]),
     ]
     for args, expected in cases:
         result = run_playbook("image.yml", *args, "-e", f"image_output_dir={tmp_path}", env=env)
