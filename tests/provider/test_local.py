@@ -219,6 +219,14 @@ def test_seat_list_ports_labels_and_inventory(local_course: LocalCourse) -> None
     assert sorted(report["inventory"]) == [s["name"] for s in seats]
 
 
+def test_the_old_inventory_group_is_refused_naming_seat_hosts(local_course: LocalCourse) -> None:
+    result = local_course.role("status", "-e", "course_local_inventory_group=course_seats")
+    assert result.returncode != 0
+    text = " ".join(result.stdout.split())
+    assert "course_local_inventory_group is no longer read: the running seats of every provider join the in-memory " \
+           f"group course_{local_course.name} through the course role's seat_hosts.yml" in text, text[-3000:]
+
+
 def test_seat_file_holds_the_seat_credentials(local_course: LocalCourse) -> None:
     credentials = local_course.credentials()
     for n in (1, 2):
