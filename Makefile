@@ -152,8 +152,12 @@ lint: setup
 unit: setup
 	pytest -q tests/unit $(PYTEST_ARGS)
 
+# The provider tests spend their time in ansible-playbook runs, each busy on one core.
+# PROVIDER_WORKERS=2 runs two files at a time (pytest-xdist, --dist loadfile: a file's tests stay
+# on one worker, as several share a module fixture and run in order); the default is one.
+PROVIDER_WORKERS ?= 1
 provider: setup
-	pytest -q --durations=15 tests/provider $(PYTEST_ARGS)
+	pytest -q --durations=30 $(if $(filter-out 1,$(PROVIDER_WORKERS)),-n $(PROVIDER_WORKERS) --dist loadfile) tests/provider $(PYTEST_ARGS)
 
 # The demo end to end: make demo, again (no change), a broken seat, make demo-down.
 e2e: setup
