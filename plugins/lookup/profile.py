@@ -123,19 +123,30 @@ def load_profile(name: str, folders: list[str], overrides: Mapping[str, Any]) ->
     return merge(merge(profile, overrides), {"profile_name": name})
 
 
-class LookupModule(LookupBase):
+class ProjectLookupBase(LookupBase):
+    """A lookup of the project's profiles: options from the run's variables, and the project folder."""
+
     # The variables behind the options, rendered (a role default such as course_project_dir is a template).
+    OPTION_VARIABLES: tuple[str, ...] = ("course_project_dir",)
+
+    def _set_options_from(self, variables: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> None:
+        read = {name: self._templar.template(variables[name]) for name in self.OPTION_VARIABLES if name in (variables or {})}
+        self.set_options(var_options=read, direct=kwargs)
+
+    def _project_dir(self) -> str:
+        """The project folder: the option, else the folder ansible-playbook runs in."""
+        return os.path.abspath(self.get_option("project_dir") or os.getcwd())
+
+
+class LookupModule(ProjectLookupBase):
     OPTION_VARIABLES = ("profile_vars", "course_project_dir")
 
-    def _variables_read(self, variables: Mapping[str, Any] | None) -> dict[str, Any]:
-        return {name: self._templar.template(variables[name]) for name in self.OPTION_VARIABLES if name in (variables or {})}
-
     def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[Any]:
-        self.set_options(var_options=self._variables_read(variables), direct=kwargs)
+        self._set_options_from(variables, kwargs)
         overrides = self.get_option("profile_vars") or {}
         if not isinstance(overrides, Mapping):
             raise AnsibleLookupError(f"profile_vars must be a dict of profile variables, not {type(overrides).__name__}.")
-        folders = profile_folders(os.path.abspath(self.get_option("project_dir") or os.getcwd()))
+        folders = profile_folders(self._project_dir())
         if not terms:
             return known_profiles(folders)
         return [load_profile(str(name), folders, overrides) for name in terms]

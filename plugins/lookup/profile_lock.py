@@ -53,12 +53,10 @@ _raw:
 """
 
 import os
-from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleLookupError
-from ansible.plugins.lookup import LookupBase
-from ansible_collections.i2pc.scipion_cloud.plugins.lookup.profile import profile_folders
+from ansible_collections.i2pc.scipion_cloud.plugins.lookup.profile import ProjectLookupBase, profile_folders
 
 
 def collection_is_installed(profiles_folder: str) -> bool:
@@ -86,17 +84,12 @@ def lock_path(name: str, project_dir: str, record: bool) -> str:
     return path
 
 
-class LookupModule(LookupBase):
-    # The variables behind the options, rendered (a role default such as course_project_dir is a template).
+class LookupModule(ProjectLookupBase):
     OPTION_VARIABLES = ("course_project_dir", "artifact_lock")
 
-    def _variables_read(self, variables: Mapping[str, Any] | None) -> dict[str, Any]:
-        return {name: self._templar.template(variables[name]) for name in self.OPTION_VARIABLES if name in (variables or {})}
-
     def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
-        self.set_options(var_options=self._variables_read(variables), direct=kwargs)
+        self._set_options_from(variables, kwargs)
         if not terms:
             raise AnsibleLookupError("profile_lock needs the name of a profile: lookup('i2pc.scipion_cloud.profile_lock', NAME).")
-        project_dir = os.path.abspath(self.get_option("project_dir") or os.getcwd())
         record = str(self.get_option("artifact_lock") or "") == "record"
-        return [lock_path(str(name), project_dir, record) for name in terms]
+        return [lock_path(str(name), self._project_dir(), record) for name in terms]
