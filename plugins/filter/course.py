@@ -24,6 +24,7 @@ import yaml
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import course_sites
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -43,6 +44,8 @@ AWS_SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 # The credentials file keeps the course's edition next to the seats' passwords.
 RESERVED_SEAT_NAMES = ("edition",)
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# How the argument spec validator names an unknown field, said in the organiser's terms.
+UNKNOWN_FIELD_RE = re.compile(r"^(.*)\. Supported parameters include: (.*)\.$")
 
 
 class _TextDateLoader(yaml.SafeLoader):
@@ -273,7 +276,9 @@ def _profile_var_problems(overrides: dict[str, Any], profile: dict[str, Any], ro
 
 
 def course_problems(course: dict[str, Any], course_name: str, profiles: dict[str, Any], roles_dir: str = "") -> list[str]:
-    """Return every problem of a (spec-valid) course file, each saying what to do."""
+    """Return every problem of a (spec-valid, normalised) course file, each saying what to do."""
+    if course.get("sites") or course.get("provider") is None:
+        return _multi_site_problems(course, course_name, profiles, roles_dir)
     problems: list[str] = []
     if not COURSE_NAME_RE.match(course_name):
         problems.append(
@@ -336,6 +341,82 @@ def course_problems(course: dict[str, Any], course_name: str, profiles: dict[str
     return problems
 
 
+def _multi_site_problems(course: dict[str, Any], course_name: str, profiles: dict[str, Any], roles_dir: str) -> list[str]:
+    """Problems of a course over several sites: the sites list, then each site as the single-site
+    course it stands for (the course's fields with the site's provider and section), by site."""
+    if course.get("provider") is not None:
+        return [f"provider: give either provider (a course on one site) or sites (a course over several), not both; "
+                f"move provider {course['provider']} and its section into an entry of sites."]
+    if not course.get("sites"):
+        return ["provider: say where the seats run: provider (aws, openstack or local) with its section, or sites: "
+                "a list of sites, each with name, provider, seats and that provider's section."]
+    problems = course_sites.site_problems(course["sites"], course.get("seats"))
+    if problems:
+        return problems
+    seen: list[str] = []
+    for site in course["sites"]:
+        if site.get("error"):
+            problems.append(f"sites ({site['name']}): {site['error']}")
+            continue
+        for problem in course_problems(site["course"], course_name, profiles, roles_dir):
+            if problem in seen:
+                continue
+            seen.append(problem)
+            # Problems of the course's own fields are the same on every site: named once, without a site.
+            of_site = problem.startswith((f"{site['provider']}.", f"{site['provider']}:", "provider "))
+            problems.append(f"sites ({site['name']}): {problem}" if of_site else problem)
+    return problems
+
+
+def _site_course(course: dict[str, Any], site: dict[str, Any]) -> dict[str, Any]:
+    """The single-site course file a site stands for: the course's own fields, the site's provider and section."""
+    own = {k: v for k, v in course.items() if k not in ("sites", "name", "provider", *course_sites.PROVIDERS)}
+    provider = site["provider"]
+    own.update(provider=provider, seats=max(1, course.get("seats") or 1))
+    if site.get(provider) is not None:
+        own[provider] = site[provider]
+    return own
+
+
+def _normalise_sites(course: dict[str, Any], course_name: str, spec: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
+    """Each site with its single-site course (``course``, with the whole course's seats until
+    course_site_specs places them) or the ``error`` of its section."""
+    sites = []
+    for site in course["sites"]:
+        entry = dict(site)
+        result = ArgumentSpecValidator(spec).validate(_site_course(course, site))
+        if result.error_messages:
+            entry["error"] = "; ".join(UNKNOWN_FIELD_RE.sub(r"unknown field \1 (a typo?); the fields are \2", message)
+                                       for message in result.error_messages)
+        else:
+            entry["course"] = course_normalise(result.validated_parameters, course_name, spec)
+            entry["course"]["site"] = site["name"]
+        sites.append(entry)
+    return sites
+
+
+def course_site_specs(course: dict[str, Any], counts: dict[str, int], placed: dict[str, str] | None = None,
+                      output_dir: str = "") -> list[dict[str, Any]]:
+    """The course of each site, its seats placed: ``seat_names`` (the course's names), ``seat_numbers``
+    (name -> the seat's number in the whole course) and ``output_dir`` (<course output>/sites/<site>,
+    where the site's record, key and clouds.yaml live). ``counts``: site -> seats; ``placed``: seat ->
+    site from an earlier run, so that a seat keeps its site."""
+    try:
+        seats = course_sites.assign_seats(course["seat_names"], counts, placed or {})
+    except ValueError as error:
+        raise AnsibleFilterError(str(error)) from error
+    numbers = {name: index + 1 for index, name in enumerate(course["seat_names"])}
+    specs = []
+    for site in course["sites"]:
+        spec = dict(site["course"])
+        names = seats[site["name"]]
+        # The budget is the whole course's: judged on the sites' sum (course_sites_estimate), not per site.
+        spec.update(seat_names=names, seats=len(names), seat_numbers={n: numbers[n] for n in names}, budget_usd=None,
+                    output_dir=f"{output_dir or course.get('output_dir', '')}/sites/{site['name']}")
+        specs.append(spec)
+    return specs
+
+
 def derived_seat_names(prefix: str, seats: int) -> list[str]:
     """<prefix>-01 and up (three digits from 100 seats)."""
     width = max(2, len(str(seats)))
@@ -354,6 +435,12 @@ def course_normalise(course: dict[str, Any], course_name: str, spec: dict[str, A
     if schedule.get("hours_existing") is None:
         schedule["hours_existing"] = float(schedule["days"] * 24)
     normalised.update(name=course_name, name_prefix=prefix, seat_names=names, schedule=schedule)
+    if normalised.get("sites"):
+        # Sites are checked by course_problems; only a valid list gets each site's course.
+        normalised["sites"] = (_normalise_sites(normalised, course_name, spec, names)
+                               if not course_sites.site_problems(normalised["sites"], normalised["seats"]) else normalised["sites"])
+    else:
+        normalised["sites"] = []
     if isinstance(normalised.get("aws"), dict):
         normalised["aws"] = _aws_choices(normalised["aws"])
     return normalised
@@ -391,4 +478,4 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {"course_problems": course_problems, "course_normalise": course_normalise,
-                "course_file_parse": course_file_parse}
+                "course_file_parse": course_file_parse, "course_site_specs": course_site_specs}

@@ -15,6 +15,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+# The providers a site may have: cloud ones. Local containers are one machine's, a course of its own.
+SITE_PROVIDERS = ("aws", "openstack")
+# Every provider, each with a section of the course file.
 PROVIDERS = ("aws", "openstack", "local")
 FILL = "fill"
 SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -39,9 +42,10 @@ def site_problems(sites: Any, total: Any = None) -> list[str]:
             where = f"sites[{index}] ({name})"
             names.append(name)
         provider = site.get("provider")
-        if provider not in PROVIDERS:
-            problems.append(f"{where}: provider {provider!r} is not one of {', '.join(PROVIDERS)}.")
-        elif provider != "local" and not isinstance(site.get(provider), dict):
+        if provider not in SITE_PROVIDERS:
+            problems.append(f"{where}: provider {provider!r} is not one of {', '.join(SITE_PROVIDERS)} (local containers make a "
+                            f"course of their own, with provider: local).")
+        elif not isinstance(site.get(provider), dict):
             problems.append(f"{where}: give the provider's settings in a '{provider}:' section (as a single-site "
                             f"course file does).")
         seats = site.get("seats")
@@ -114,3 +118,48 @@ def assign_seats(seat_names: list[str], counts: dict[str, int], placed: dict[str
             sites[name].append(rest.pop(0))
     order = {seat: index for index, seat in enumerate(seat_names)}
     return {name: sorted(seats, key=order.__getitem__) for name, seats in sites.items()}
+
+
+def merge_results(results: list[dict[str, Any]], course: dict[str, Any], skipped: list[str] | None = None) -> dict[str, Any]:
+    """The provider contract's names for the whole course, from each site's results of one step.
+
+    ``results``: per site ``{site, seat_names, failure, seats, key_file, checks, leftovers, shortfall,
+    foreign, unrecorded}`` (the names a provider step publishes, plus the site's seats and its error).
+    Seats, missing seats and foreign machines carry their ``site``; a site whose step failed makes
+    each of its seats that does not exist a missing seat, a failed check (the plan refuses) and a
+    leftover (teardown fails), each naming the site and its error; seats of a skipped site
+    (``skipped``) are missing, saying so."""
+    order = {name: index for index, name in enumerate(course["seat_names"])}
+    merged: dict[str, Any] = {"seats": [], "checks": [], "leftovers": [], "shortfall": [], "foreign": [], "failures": []}
+    unrecorded, keys, placed = [], [], set()
+    for result in results:
+        site = result["site"]
+        placed.update(result["seat_names"])
+        merged["seats"] += [dict(seat, site=site, key_file=result["key_file"]) for seat in result["seats"]]
+        merged["foreign"] += [dict(machine, site=site) for machine in result["foreign"]]
+        merged["checks"] += [dict(check, name=f"{site}: {check['name']}") for check in result["checks"]]
+        merged["leftovers"] += [f"{site}: {leftover}" for leftover in result["leftovers"]]
+        if result["key_file"] and result["key_file"] not in keys:
+            keys.append(result["key_file"])
+        if result["unrecorded"]:
+            unrecorded.append(f"{site}: {result['unrecorded']}")
+        failure = result["failure"]
+        if not failure:
+            merged["shortfall"] += [dict(seat, site=site, reason=f"{seat['reason']} (site {site})") for seat in result["shortfall"]]
+            continue
+        merged["failures"].append({"site": site, "message": failure})
+        hint = f"run again when site {site} answers, or leave it out with -e course_skip_sites={site}"
+        have = {seat["name"] for seat in result["seats"]}
+        merged["shortfall"] += [{"name": name, "site": site, "reason": f"site {site} failed: {failure}", "hint": hint}
+                                for name in result["seat_names"] if name not in have]
+        merged["checks"].append({"name": f"{site}: the site answers", "ok": False, "detail": failure, "fix": hint})
+        merged["leftovers"].append(f"{site}: not torn down or audited, its step failed: {failure}")
+    merged["shortfall"] += [{"name": name, "site": "", "reason": f"its site is left out (-e course_skip_sites={','.join(skipped or [])})",
+                             "hint": "run again without course_skip_sites once the site is back"}
+                            for name in course["seat_names"] if name not in placed]
+    merged["seats"].sort(key=lambda seat: order.get(seat["name"], len(order)))
+    merged["shortfall"].sort(key=lambda seat: order.get(seat["name"], len(order)))
+    merged["unrecorded"] = " ".join(unrecorded)
+    # One key for the sheet when every site used the same one; else each seat names its own (key_file).
+    merged["key_file"] = keys[0] if len(keys) == 1 else ""
+    return merged

@@ -71,6 +71,12 @@ options:
     type: list
     elements: str
     default: []
+  seat_numbers:
+    description:
+      - Seat name -> its number in the whole course, when O(seat_names) are only some of the course's seats (a course
+        over several sites, each launching its own). A seat not named here keeps its position in O(seat_names).
+    type: dict
+    default: {}
   launch_missing:
     description:
       - With O(state=running), launch seats that have no instance. V(false) only starts existing ones
@@ -874,6 +880,8 @@ class Fleet:
         self.ec2 = ec2
         self.params = module.params
         self.seat_names: list[str] = module.params["seat_names"]
+        given = module.params["seat_numbers"] or {}
+        self.numbers = {name: int(given.get(name, n)) for n, name in enumerate(self.seat_names, 1)}
         self.check = module.check_mode
         self.result: dict[str, Any] = {"changed": False, "launched": [], "started": [], "stopped": [],
                                        "rebooted": [], "terminated": [], "missing": [], "extra": [], "foreign": [],
@@ -1031,7 +1039,7 @@ class Fleet:
 
     def ensure_addresses(self) -> None:
         """One Elastic IP per seat, tagged at allocation and recorded before it is associated."""
-        seats = [(n, name, self.by_seat[name]) for n, name in enumerate(self.seat_names, 1) if name in self.by_seat]
+        seats = [(self.numbers[name], name, self.by_seat[name]) for name in self.seat_names if name in self.by_seat]
         if not seats:
             return
         instance_ids = [instance["InstanceId"] for _seat, _name, instance in seats]
@@ -1072,7 +1080,7 @@ class Fleet:
             self.record.change(add={"addresses": [address["AllocationId"]]})
 
     def launch_missing(self) -> None:
-        missing = [(n, name) for n, name in enumerate(self.seat_names, 1) if name not in self.by_seat]
+        missing = [(self.numbers[name], name) for name in self.seat_names if name not in self.by_seat]
         if not missing:
             return
         self.result["changed"] = True
@@ -1151,7 +1159,8 @@ class Fleet:
 
     def seats(self) -> list[dict[str, Any]]:
         records = []
-        for number, name in enumerate(self.seat_names, 1):
+        for name in self.seat_names:
+            number = self.numbers[name]
             if name in self.by_seat:
                 records.append(seat_record(number, name, self.by_seat[name]))
             elif self.check and name in self.result["launched"]:
@@ -1226,6 +1235,7 @@ ARGUMENT_SPEC = dict(
     course=dict(type="str", required=True),
     state=dict(type="str", default="running", choices=["present", "running", "stopped", "rebooted", "absent", "status"]),
     seat_names=dict(type="list", elements="str", default=[]),
+    seat_numbers=dict(type="dict", default={}),
     launch_missing=dict(type="bool", default=True),
     allow_shrink=dict(type="bool", default=False),
     image_id=dict(type="str"),

@@ -61,7 +61,8 @@ def assert_access_sheet(output: Path, credentials: dict, key_file: str) -> None:
     for name in ("access.csv", "access.html", "instructor.html", "credentials.yml"):
         assert (output / name).stat().st_mode & 0o777 == 0o600, name
     rows = [line.split(",") for line in (output / "access.csv").read_text().splitlines()]
-    assert rows[0] == ["seat", "name", "state", "ip", "url", "password", "shell", "instance_type", "availability_zone"]
+    assert rows[0] == ["seat", "name", "state", "ip", "url", "password", "shell", "instance_type", "availability_zone",
+                       "site"]
     machines = {tags(i)["Name"]: i for i in course_instances(output.name)}
     assert len(rows) - 1 == len(machines)
     html = (output / "access.html").read_text()

@@ -30,7 +30,8 @@ def test_each_bad_site_is_named_with_what_to_change():
              {"name": "cesga", "provider": "aws", "seats": True}, "ifca"]
     problems = course_sites.site_problems(sites, 7)
     assert any(p.startswith("sites[2]: name 'Cesga!' must start with a letter") for p in problems), problems
-    assert "sites[2]: provider 'gcp' is not one of aws, openstack, local." in problems
+    assert "sites[2]: provider 'gcp' is not one of aws, openstack (local containers make a course of their own" \
+           ", with provider: local)." in problems
     assert "sites[2]: seats must be a number of seats (0 or more) or 'fill', not -1." in problems
     assert any(p.startswith("sites[3] (cesga): give the provider's settings in a 'aws:' section") for p in problems), problems
     assert "sites[3] (cesga): seats must be a number of seats (0 or more) or 'fill', not True." in problems

@@ -1,0 +1,56 @@
+# Copyright: (c) 2026, i2pc.scipion_cloud authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of a course over several sites: each site's results of a step gathered for the whole course."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import course_sites
+
+
+def course_sites_merge(results: list[dict[str, Any]], course: dict[str, Any], skipped: list[str] | None = None) -> dict[str, Any]:
+    """See course_sites.merge_results."""
+    return course_sites.merge_results(list(results), course, list(skipped or []))
+
+
+def course_site_placement(specs: list[dict[str, Any]]) -> dict[str, str]:
+    """Seat -> site, from the sites' courses (course_site_specs), for <output_dir>/sites.json."""
+    return {seat: spec["site"] for spec in specs for seat in spec["seat_names"]}
+
+
+def course_sites_estimate(estimates: list[dict[str, Any]], sites: list[str], budget_usd: Any = None,
+                          accept_cost: Any = False) -> dict[str, Any]:
+    """The course's estimate from its sites' (each site's course_estimate, in ``sites`` order): the total
+    per currency, one line per site, and the budget verdict on the total (USD); ``error`` names a site
+    its price table cannot price. The shape of course_estimate: {total, currency, budget, error, lines}."""
+    lines, totals, errors = [], {}, []
+    for site, estimate in zip(sites, estimates, strict=True):
+        if not estimate or estimate.get("error"):
+            errors.append(f"site {site}: {(estimate or {}).get('error') or 'no estimate'}")
+            continue
+        currency, total = estimate.get("currency", "USD"), Decimal(str(estimate.get("total", 0)))
+        totals[currency] = totals.get(currency, Decimal(0)) + total
+        lines.append(f"Site {site}: {estimate.get('seats', '?')} seats, {total:.2f} {currency}")
+    lines.append("Course total: " + (", ".join(f"{total:.2f} {currency}" for currency, total in totals.items()) or "none"))
+    budget: dict[str, Any] = {"ok": True, "message": "No budget set (budget_usd)."}
+    if budget_usd is not None:
+        spent = totals.get("USD", Decimal(0))
+        over = spent > Decimal(str(budget_usd))
+        accepted = str(accept_cost).lower() in ("true", "yes", "1")
+        budget = {"ok": not over or accepted, "over": over,
+                  "message": (f"the sites' total {spent:.2f} USD is {'over' if over else 'within'} the budget of {budget_usd} USD"
+                              + ("; raise budget_usd, lower seats, or accept with -e course_accept_cost=true" if over and not accepted
+                                 else "."))}
+    lines.append(budget["message"])
+    return {"error": "; ".join(errors) or None, "budget": budget, "totals": {c: float(t) for c, t in totals.items()},
+            "total": float(sum(totals.values(), Decimal(0))), "lines": lines}
+
+
+class FilterModule:
+    """Course site filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"course_sites_merge": course_sites_merge, "course_site_placement": course_site_placement,
+                "course_sites_estimate": course_sites_estimate}

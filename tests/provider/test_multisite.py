@@ -1,0 +1,131 @@
+"""A course over several sites: two EGI FedCloud sites (two OpenStack doubles, each with its own
+quota and state) and one AWS region (moto), in one course of 7 seats, worked on by the real
+playbooks. The doubles stand in for two FedCloud sites (no OpenStack emulator runs here)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import yaml
+
+from aws_course_helpers import course_instances, launch_decoy, linux_image_id
+from openstack_double import OpenStackDouble
+from openstack_double.site import EGI_CLOUD, OpenStackSite
+from test_openstack import course_servers, seed_decoy
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+COURSE = "multi"
+SEATS = [f"multi-training-{n:02d}" for n in range(1, 8)]
+
+
+@pytest.fixture
+def second_site(openstack_site: OpenStackSite, tmp_path: Path) -> Iterator[OpenStackSite]:
+    """A second FedCloud site: another double, on its own port, with its own state."""
+    double = OpenStackDouble().start()
+    yield OpenStackSite(double=double, clouds_yaml=openstack_site.clouds_yaml)
+    double.stop()
+
+
+def fedcloud(site: OpenStackSite, name: str) -> dict[str, Any]:
+    """The openstack section of a FedCloud site reached with the EGI Check-in token."""
+    return {"cloud": EGI_CLOUD, "image": "scipion-1.1-course", "flavor": "g1.c06r12", "site": name,
+            "vo": "training.egi.eu", "auth_url": site.auth_url, "project_id": site.cloud.project_id}
+
+
+def multisite_course(first: OpenStackSite, second: OpenStackSite, image_id: str,
+                     counts: tuple[Any, Any, Any] = (2, 2, 3)) -> dict[str, Any]:
+    return {
+        "description": "A course over two FedCloud sites and one AWS region",
+        "profile": "scipion-3",
+        "seats": 7,
+        "tags": {"UserName": "i2pc-training"},
+        "access": {"ssh_cidrs": ["198.18.0.0/15"], "web_cidrs": ["0.0.0.0/0"]},
+        "schedule": {"days": 2, "hours_up_per_day": 8},
+        "sites": [
+            {"name": "iisas", "provider": "openstack", "seats": counts[0], "openstack": fedcloud(first, "IISAS-FedCloud")},
+            {"name": "cesnet", "provider": "openstack", "seats": counts[1], "openstack": fedcloud(second, "CESNET-MCC")},
+            {"name": "aws-ireland", "provider": "aws", "seats": counts[2],
+             "aws": {"region": "eu-west-1", "instance_type": "g4dn.xlarge", "image_id": image_id}},
+        ],
+    }
+
+
+def recaps(stdout: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP per host: localhost and each site's host."""
+    found = re.findall(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout, re.M)
+    assert found, stdout[-3000:]
+    return {host: dict(zip(("ok", "changed", "unreachable", "failed"), map(int, counts), strict=True))
+            for host, *counts in found}
+
+
+def changed(stdout: str) -> int:
+    return sum(counts["changed"] for counts in recaps(stdout).values())
+
+
+def sheet_sites(output: Path) -> dict[str, str]:
+    """Seat -> site, from the access sheet's CSV."""
+    import csv
+    with (output / "access.csv").open() as handle:
+        return {row["name"]: row["site"] for row in csv.DictReader(handle)}
+
+
+def test_seven_seats_over_two_fedcloud_sites_and_an_aws_region(
+        openstack_site: OpenStackSite, second_site: OpenStackSite, aws_env: dict[str, str],
+        run_playbook: Runner, course_catalogue: Callable[..., list[str]], tmp_path: Path) -> None:
+    """plan shows the split and the costs; provision; a re-run changes nothing; stop and start; the sheet lists
+    all 7 seats with their sites; teardown leaves nothing on any site while the decoys on both kinds survive."""
+    first, second = openstack_site, second_site
+    # The second site is nearly full: with the decoy seeded below, room for exactly the 2 seats it is given.
+    with second.cloud.lock:
+        second.cloud.quotas["instances"] = 3
+    decoys = seed_decoy(first), seed_decoy(second)
+    image_id = linux_image_id()
+    aws_decoy = launch_decoy(image_id, "other-course-01", Course="other", ManagedBy="scipion_cloud")
+    env = {**aws_env, **first.env(EGI_ACCESS_TOKEN="egi-access-token")}
+    args = course_catalogue(COURSE, multisite_course(first, second, image_id))
+    output = tmp_path / "output" / COURSE
+
+    plan = run_playbook("plan.yml", *args, env=env)
+    assert plan.returncode == 0, plan.stdout[-5000:]
+    assert "Site iisas: 2 seats" in plan.stdout and "Site cesnet: 2 seats" in plan.stdout
+    assert "Site aws-ireland: 3 seats" in plan.stdout and "Course total:" in plan.stdout
+    assert not course_servers(first, COURSE) and not course_servers(second, COURSE) and not course_instances(COURSE)
+
+    first_run = run_playbook("provision.yml", *args, env=env)
+    assert first_run.returncode == 0, first_run.stdout[-5000:]
+    assert sorted(course_servers(first, COURSE)) == SEATS[:2]
+    assert sorted(course_servers(second, COURSE)) == SEATS[2:4]
+    aws_seats = {next(t["Value"] for t in i["Tags"] if t["Key"] == "Name"): i for i in course_instances(COURSE)}
+    assert sorted(aws_seats) == SEATS[4:]
+    # Seat numbers are the whole course's.
+    assert [s["metadata"]["Seat"] for _, s in sorted(course_servers(second, COURSE).items())] == ["3", "4"]
+    assert sorted(next(t["Value"] for t in i["Tags"] if t["Key"] == "Seat") for i in aws_seats.values()) == ["5", "6", "7"]
+    assert sheet_sites(output) == dict(zip(SEATS, ["iisas"] * 2 + ["cesnet"] * 2 + ["aws-ireland"] * 3, strict=True))
+    assert json.loads((output / "sites.json").read_text()) == sheet_sites(output)
+    credentials = yaml.safe_load((output / "credentials.yml").read_text())
+    assert sorted(k for k in credentials if k != "edition") == SEATS
+
+    again = run_playbook("provision.yml", *args, env=env)
+    assert again.returncode == 0, again.stdout[-5000:]
+    assert changed(again.stdout) == 0, recaps(again.stdout)
+
+    for action, state in (("stop", "SHUTOFF"), ("start", "ACTIVE")):
+        result = run_playbook("lifecycle.yml", *args, "-e", f"course_action={action}", env=env)
+        assert result.returncode == 0, result.stdout[-5000:]
+        for site in (first, second):
+            assert {s["status"] for s in course_servers(site, COURSE).values()} == {state}
+        aws_state = "stopped" if action == "stop" else "running"
+        assert {i["State"]["Name"] for i in course_instances(COURSE)} == {aws_state}
+
+    down = run_playbook("teardown.yml", *args, "-e", f"confirm_teardown={COURSE}", env=env)
+    assert down.returncode == 0, down.stdout[-5000:]
+    assert not course_servers(first, COURSE) and not course_servers(second, COURSE)
+    assert all(i["State"]["Name"] == "terminated" for i in course_instances(COURSE))
+    for site, decoy in zip((first, second), decoys, strict=True):
+        assert site.cloud.servers[decoy]["status"] == "ACTIVE"
+    assert aws_decoy in {i["InstanceId"] for i in course_instances("other") if i["State"]["Name"] == "running"}
