@@ -86,3 +86,122 @@ def test_a_shrunk_site_keeps_its_lowest_seats_and_the_others_move_to_room_elsewh
     assert after == {"cesga": [SEATS[0]], "ifca": SEATS[1:4]}
     with pytest.raises(ValueError, match="The sites hold 3 seats but the course names 4"):
         course_sites.assign_seats(SEATS[:4], {"cesga": 1, "ifca": 2}, placed)
+
+
+# merge_results: each site's results of one provider step, under the contract's names for the whole course.
+COURSE = {"seat_names": SEATS}
+KEY = "/out/madrid/sites/cesga/madrid-key.pem"
+
+
+def site_result(name, seat_names, seats=(), key_file=KEY, failure="", **published):
+    """One site's course_site_result: the names a provider step publishes, its seats and its error."""
+    result = {"site": name, "seat_names": list(seat_names), "failure": failure, "key_file": key_file,
+              "seats": [{"name": seat, "state": "running"} for seat in seats],
+              "checks": [], "leftovers": [], "shortfall": [], "foreign": [], "unrecorded": ""}
+    result.update(published)
+    return result
+
+
+def test_merged_seats_carry_their_site_and_key_and_come_back_in_course_order():
+    # The sites answer in any order; a seat comes back at its place in the course.
+    merged = course_sites.merge_results([
+        site_result("ifca", SEATS[2:4], SEATS[2:4], key_file="/out/madrid/sites/ifca/madrid-key.pem"),
+        site_result("cesga", SEATS[0:2], SEATS[0:2]),
+    ], {"seat_names": SEATS[:4]})
+    assert merged["seats"] == [
+        {"name": SEATS[0], "state": "running", "site": "cesga", "key_file": KEY},
+        {"name": SEATS[1], "state": "running", "site": "cesga", "key_file": KEY},
+        {"name": SEATS[2], "state": "running", "site": "ifca", "key_file": "/out/madrid/sites/ifca/madrid-key.pem"},
+        {"name": SEATS[3], "state": "running", "site": "ifca", "key_file": "/out/madrid/sites/ifca/madrid-key.pem"},
+    ]
+    assert (merged["shortfall"], merged["checks"], merged["leftovers"], merged["failures"], merged["unrecorded"]) == \
+           ([], [], [], [], "")
+    # Two keys: the sheet has no single one, each seat names its own.
+    assert merged["key_file"] == ""
+
+
+def test_merged_checks_leftovers_foreign_shortfall_and_unrecorded_name_their_site():
+    merged = course_sites.merge_results([
+        site_result("cesga", SEATS[0:2], SEATS[0:1],
+                    checks=[{"name": "flavour g1 exists", "ok": True, "detail": "", "fix": ""}],
+                    leftovers=["volume madrid-training-02-root"],
+                    shortfall=[{"name": SEATS[1], "reason": "quota of instances reached", "hint": "ask for quota"}],
+                    foreign=[{"name": "madrid-training-09", "id": "abc"}],
+                    unrecorded="1 machine without a record"),
+        site_result("aws-eu", SEATS[2:7], SEATS[2:7]),
+    ], COURSE)
+    assert merged["checks"] == [{"name": "cesga: flavour g1 exists", "ok": True, "detail": "", "fix": ""}]
+    assert merged["leftovers"] == ["cesga: volume madrid-training-02-root"]
+    assert merged["foreign"] == [{"name": "madrid-training-09", "id": "abc", "site": "cesga"}]
+    assert merged["shortfall"] == [{"name": SEATS[1], "site": "cesga", "reason": "quota of instances reached (site cesga)",
+                                    "hint": "ask for quota"}]
+    assert merged["unrecorded"] == "cesga: 1 machine without a record"
+    assert [seat["name"] for seat in merged["seats"]] == [SEATS[0], *SEATS[2:7]]
+    assert merged["failures"] == []
+
+
+def test_a_failed_sites_missing_seats_are_shortfall_a_failed_check_and_a_leftover():
+    hint = "run again when site ifca answers, or leave it out with -e course_skip_sites=ifca"
+    # ifca's step failed after its first seat existed: that seat stays, the other is missing.
+    merged = course_sites.merge_results([
+        site_result("cesga", SEATS[0:2], SEATS[0:2]),
+        site_result("ifca", SEATS[2:4], SEATS[2:3], failure="Keystone did not answer in 30 s"),
+        site_result("aws-eu", SEATS[4:7], SEATS[4:7]),
+    ], COURSE)
+    assert [(seat["name"], seat["site"]) for seat in merged["seats"]] == [
+        (SEATS[0], "cesga"), (SEATS[1], "cesga"), (SEATS[2], "ifca"), (SEATS[4], "aws-eu"), (SEATS[5], "aws-eu"),
+        (SEATS[6], "aws-eu")]
+    assert merged["shortfall"] == [{"name": SEATS[3], "site": "ifca",
+                                    "reason": "site ifca failed: Keystone did not answer in 30 s", "hint": hint}]
+    assert merged["checks"] == [{"name": "ifca: the site answers", "ok": False,
+                                 "detail": "Keystone did not answer in 30 s", "fix": hint}]
+    assert merged["leftovers"] == ["ifca: not torn down or audited, its step failed: Keystone did not answer in 30 s"]
+    assert merged["failures"] == [{"site": "ifca", "message": "Keystone did not answer in 30 s"}]
+    # Every site used the same key: the sheet names it once.
+    assert merged["key_file"] == KEY
+
+
+def test_a_failed_sites_own_shortfall_is_replaced_by_its_missing_seats():
+    # A failed step's shortfall list is not trusted: every seat of the site that does not exist is missing.
+    merged = course_sites.merge_results([
+        site_result("cesga", SEATS[0:2], failure="token expired",
+                    shortfall=[{"name": SEATS[0], "reason": "stale", "hint": ""}]),
+    ], {"seat_names": SEATS[:2]})
+    assert [(seat["name"], seat["site"], seat["reason"]) for seat in merged["shortfall"]] == [
+        (SEATS[0], "cesga", "site cesga failed: token expired"), (SEATS[1], "cesga", "site cesga failed: token expired")]
+
+
+def test_a_skipped_sites_seats_are_missing_saying_the_site_is_left_out():
+    merged = course_sites.merge_results([
+        site_result("cesga", SEATS[0:2], SEATS[0:2]),
+        site_result("ifca", SEATS[2:4], SEATS[2:4]),
+    ], COURSE, ["aws-eu"])
+    assert merged["shortfall"] == [
+        {"name": seat, "site": "", "reason": "its site is left out (-e course_skip_sites=aws-eu)",
+         "hint": "run again without course_skip_sites once the site is back"}
+        for seat in SEATS[4:7]]
+    assert [seat["name"] for seat in merged["seats"]] == SEATS[0:4]
+    assert (merged["checks"], merged["leftovers"], merged["failures"]) == ([], [], [])
+    assert merged["key_file"] == KEY
+
+
+def test_shortfall_of_failed_and_skipped_sites_comes_back_in_course_order():
+    merged = course_sites.merge_results([
+        site_result("aws-eu", SEATS[4:7], SEATS[4:6], failure="RequestLimitExceeded"),
+        site_result("cesga", SEATS[0:2], SEATS[0:2]),
+    ], COURSE, ["ifca", "extra"])
+    assert [(seat["name"], seat["site"]) for seat in merged["shortfall"]] == [
+        (SEATS[2], ""), (SEATS[3], ""), (SEATS[6], "aws-eu")]
+    assert merged["shortfall"][0]["reason"] == "its site is left out (-e course_skip_sites=ifca,extra)"
+
+
+def test_key_file_is_the_one_key_all_sites_share_else_empty():
+    shared = [site_result("cesga", SEATS[0:2], SEATS[0:2]), site_result("ifca", SEATS[2:4], SEATS[2:4])]
+    assert course_sites.merge_results(shared, {"seat_names": SEATS[:4]})["key_file"] == KEY
+    # A site without a key of its own (a reused key pair) does not count as another key.
+    reused = [site_result("cesga", SEATS[0:2], SEATS[0:2]), site_result("ifca", SEATS[2:4], SEATS[2:4], key_file="")]
+    assert course_sites.merge_results(reused, {"seat_names": SEATS[:4]})["key_file"] == KEY
+    two = [site_result("cesga", SEATS[0:2], SEATS[0:2]), site_result("ifca", SEATS[2:4], SEATS[2:4], key_file="/k/ifca.pem")]
+    assert course_sites.merge_results(two, {"seat_names": SEATS[:4]})["key_file"] == ""
+    none = [site_result("cesga", SEATS[0:2], SEATS[0:2], key_file="")]
+    assert course_sites.merge_results(none, {"seat_names": SEATS[:2]})["key_file"] == ""
