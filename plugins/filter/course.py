@@ -359,12 +359,12 @@ def _multi_site_problems(course: dict[str, Any], course_name: str, profiles: dic
             problems.append(f"sites ({site['name']}): {site['error']}")
             continue
         for problem in course_problems(site["course"], course_name, profiles, roles_dir):
-            if problem in seen:
-                continue
-            seen.append(problem)
             # Problems of the course's own fields are the same on every site: named once, without a site.
             of_site = problem.startswith((f"{site['provider']}.", f"{site['provider']}:", "provider "))
-            problems.append(f"sites ({site['name']}): {problem}" if of_site else problem)
+            named = f"sites ({site['name']}): {problem}" if of_site else problem
+            if named not in seen:
+                seen.append(named)
+                problems.append(named)
     return problems
 
 

@@ -24,7 +24,8 @@ def course_sites_estimate(estimates: list[dict[str, Any]], sites: list[str], bud
                           accept_cost: Any = False) -> dict[str, Any]:
     """The course's estimate from its sites' (each site's course_estimate, in ``sites`` order): the total
     per currency, one line per site, and the budget verdict on the total (USD); ``error`` names a site
-    its price table cannot price. The shape of course_estimate: {total, currency, budget, error, lines}."""
+    its price table cannot price. Returns {totals (currency -> sum), budget, error, lines}: sites may
+    price in different currencies, so there is no single total."""
     lines, totals, errors = [], {}, []
     for site, estimate in zip(sites, estimates, strict=True):
         if not estimate or estimate.get("error"):
@@ -44,8 +45,7 @@ def course_sites_estimate(estimates: list[dict[str, Any]], sites: list[str], bud
                               + ("; raise budget_usd, lower seats, or accept with -e course_accept_cost=true" if over and not accepted
                                  else "."))}
     lines.append(budget["message"])
-    return {"error": "; ".join(errors) or None, "budget": budget, "totals": {c: float(t) for c, t in totals.items()},
-            "total": float(sum(totals.values(), Decimal(0))), "lines": lines}
+    return {"error": "; ".join(errors) or None, "budget": budget, "totals": {c: float(t) for c, t in totals.items()}, "lines": lines}
 
 
 class FilterModule:

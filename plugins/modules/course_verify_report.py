@@ -32,6 +32,12 @@ options:
         keep their check names as pytest wrote them.
     type: dict
     default: {}
+  sites:
+    description:
+      - Per seat, the site that holds it (a course over several sites), shown beside the seat's name in the
+        report and returned with the seat. Seats not listed show no site.
+    type: dict
+    default: {}
   results_dir:
     description: Folder holding the per-seat result files.
     type: path
@@ -60,6 +66,7 @@ seats:
     - Per seat, the counts of passed, failed and skipped checks, and whether it is green.
     - C(failures) lists each failed check of the seat with the first line of its detail (at most 300 characters),
       so that the run's own output says what failed without opening the report.
+    - C(site) is the seat's site from O(sites) ("" when not given).
   returned: always
   type: list
   elements: dict
@@ -171,8 +178,9 @@ def complete(table: dict[str, list[dict[str, str]]]) -> dict[str, list[dict[str,
     return done
 
 
-def render_html(course: str, table: dict[str, list[dict[str, str]]]) -> str:
-    """One row a check, one column a seat; the first row sums up each seat."""
+def render_html(course: str, table: dict[str, list[dict[str, str]]], sites: dict[str, str] | None = None) -> str:
+    """One row a check, one column a seat (with its site, if any); the first row sums up each seat."""
+    sites = sites or {}
     seats = list(table)
     by_seat = {seat: {c["name"]: c for c in results} for seat, results in table.items()}
     checks = sorted({c["name"] for results in table.values() for c in results}, key=lambda n: (check_label(n), n))
@@ -204,7 +212,8 @@ def render_html(course: str, table: dict[str, list[dict[str, str]]]) -> str:
     failures = [f"<li><b>{html.escape(seat)}</b>: {html.escape(' / '.join(check_label(c['name'])))}"
                 f"<pre>{html.escape(c['detail'])}</pre></li>"
                 for seat, results in table.items() for c in results if c["outcome"] == FAIL]
-    head = "".join(f'<th class="seat">{html.escape(seat)}</th>' for seat in seats)
+    head = "".join(f'<th class="seat">{html.escape(seat + (f" ({sites[seat]})" if sites.get(seat) else ""))}</th>'
+                   for seat in seats)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(course)}: verification</title>"
         "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
@@ -240,13 +249,14 @@ def first_line(detail: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
-def summarise(table: dict[str, list[dict[str, str]]]) -> list[dict[str, Any]]:
-    """Per seat: the counts, whether it is green, and each failed check with its first line."""
+def summarise(table: dict[str, list[dict[str, str]]], sites: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Per seat: its site, the counts, whether it is green, and each failed check with its first line."""
+    sites = sites or {}
     summary = []
     for seat, results in table.items():
         counts = {k: sum(c["outcome"] == k for c in results) for k in (PASS, FAIL, SKIP)}
         failures = [{"check": c["name"], "detail": first_line(c.get("detail", ""))} for c in results if c["outcome"] == FAIL]
-        summary.append({"seat": seat, **counts, "ok": counts[FAIL] == 0, "failures": failures})
+        summary.append({"seat": seat, "site": sites.get(seat, ""), **counts, "ok": counts[FAIL] == 0, "failures": failures})
     return summary
 
 
@@ -266,6 +276,7 @@ def main() -> None:
             "course": {"type": "str", "required": True},
             "seats": {"type": "list", "elements": "str", "required": True},
             "testinfra_hosts": {"type": "dict", "default": {}},
+            "sites": {"type": "dict", "default": {}},
             "results_dir": {"type": "path", "required": True},
             "output_dir": {"type": "path", "required": True},
         },
@@ -279,12 +290,12 @@ def main() -> None:
         for seat in module.params["seats"]
     }
     table = complete(table)
-    summary = summarise(table)
+    summary = summarise(table, module.params["sites"])
     out = module.params["output_dir"]
     html_path, junit_path = os.path.join(out, "verify.html"), os.path.join(out, "verify.xml")
     changed = False
     if not module.check_mode:
-        changed = write_if_changed(html_path, render_html(course, table))
+        changed = write_if_changed(html_path, render_html(course, table, module.params["sites"]))
         changed = write_if_changed(junit_path, render_junit(course, table)) or changed
     module.exit_json(changed=changed, seats=summary, html=html_path, junit=junit_path,
                      failed_seats=[s["seat"] for s in summary if not s["ok"]])

@@ -110,6 +110,25 @@ def test_seven_seats_over_two_fedcloud_sites_and_an_aws_region(
     credentials = yaml.safe_load((output / "credentials.yml").read_text())
     assert sorted(k for k in credentials if k != "edition") == SEATS
 
+    # configure.yml's inventory: every seat of every site, with its site's key, read without contacting a seat
+    # (the doubles' floating IPs and moto's addresses lead nowhere).
+    report = tmp_path / "seat_hosts.json"
+    hosts = run_playbook("tests/provider/playbooks/cloud_seat_hosts.yml", *args, "-e", f"seat_hosts_report={report}", env=env)
+    assert hosts.returncode == 0, hosts.stdout[-4000:]
+    reached = json.loads(report.read_text())
+    assert sorted(reached) == SEATS
+    keys = {"iisas": output / "sites" / "iisas" / "multi-key", "cesnet": output / "sites" / "cesnet" / "multi-key",
+            "aws-ireland": output / "sites" / "aws-ireland" / "multi-key.pem"}
+    for name, site in sheet_sites(output).items():
+        assert reached[name]["ansible_ssh_private_key_file"] == str(keys[site]), (name, reached[name])
+        assert reached[name]["ansible_user"] == "ubuntu"
+    addresses = {name: i["PublicIpAddress"] for name, i in aws_seats.items()}
+    for site in (first, second):
+        for name, server in course_servers(site, COURSE).items():
+            addresses[name] = next(a["addr"] for a in site.cloud.server_addresses(server["id"])["training-net"]
+                                   if a["OS-EXT-IPS:type"] == "floating")
+    assert {name: reached[name]["ansible_host"] for name in SEATS} == addresses
+
     again = run_playbook("provision.yml", *args, env=env)
     assert again.returncode == 0, again.stdout[-5000:]
     assert changed(again.stdout) == 0, recaps(again.stdout)

@@ -103,6 +103,14 @@ def test_report_of_two_seats_has_one_row_per_check_and_one_column_per_seat(tmp_p
     assert "<b>demo-training-02</b>: desktop / unit enabled and running: scipion-vnc.service" in page
 
 
+def test_a_seat_of_a_course_over_several_sites_is_shown_with_its_site():
+    table = {"seat-01": [{"name": "a", "outcome": "passed", "detail": ""}],
+             "seat-02": [{"name": "a", "outcome": "passed", "detail": ""}]}
+    page = report.render_html("multi", table, {"seat-01": "iisas", "seat-02": "aws-ireland"})
+    assert '<th class="seat">seat-01 (iisas)</th><th class="seat">seat-02 (aws-ireland)</th>' in page
+    assert '<th class="seat">seat-01</th>' in report.render_html("one", table)
+
+
 def test_summary_names_each_failed_check_with_the_first_line_of_its_detail():
     table = {
         "seat-01": [{"name": "a", "outcome": "passed", "detail": ""}],
@@ -110,8 +118,9 @@ def test_summary_names_each_failed_check_with_the_first_line_of_its_detail():
                     {"name": "novnc_login", "outcome": "failed", "detail": "y" * 400},
                     {"name": "c", "outcome": "skipped", "detail": "no GPU"}],
     }
-    summary = report.summarise(table)
-    assert summary[0] == {"seat": "seat-01", "passed": 1, "failed": 0, "skipped": 0, "ok": True, "failures": []}
+    summary = report.summarise(table, {"seat-02": "cesnet"})
+    assert summary[0] == {"seat": "seat-01", "site": "", "passed": 1, "failed": 0, "skipped": 0, "ok": True, "failures": []}
+    assert summary[1]["site"] == "cesnet"
     assert summary[1]["ok"] is False and (summary[1]["failed"], summary[1]["skipped"]) == (2, 1)
     assert summary[1]["failures"] == [{"check": "a", "detail": "AssertionError: unit not running"},
                                       {"check": "novnc_login", "detail": "y" * 297 + "..."}]
