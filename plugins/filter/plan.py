@@ -48,10 +48,14 @@ def course_preflight_refusal(checks: list[dict[str, Any]], course: str) -> str:
     return f"Preflight refused course {course} before creating anything. " + " | ".join(parts)
 
 
-def course_plan_refusal(checks: list[dict[str, Any]], course: str, estimate: dict[str, Any] | None = None) -> str:
+def course_plan_refusal(checks: list[dict[str, Any]], course: str, estimate: dict[str, Any] | None = None,
+                        sites: list[str] | None = None) -> str:
     """Everything to fix before the course can be created: failed checks, checks not run, a course the
-    price table cannot price and a budget verdict that refuses it ('' when there is nothing)."""
+    price table cannot price and a budget verdict that refuses it ('' when there is nothing). A course
+    over several sites (``sites``; its checks are named "<site>: ...") is also told how to go ahead
+    without the sites whose checks failed."""
     parts = _problems(checks)
+    failing = [site for site in sites or [] if any(not c.get("ok") and c["name"].startswith(f"{site}: ") for c in checks)]
     estimate = estimate or {}
     if estimate.get("error"):
         parts.append(f"cost estimate: {estimate['error']}")
@@ -60,7 +64,10 @@ def course_plan_refusal(checks: list[dict[str, Any]], course: str, estimate: dic
     if not parts:
         return ""
     numbered = " ".join(f"({number}) {part}" for number, part in enumerate(parts, start=1))
-    return f"Plan refused course {course} before creating anything; {len(parts)} to fix: {numbered}"
+    without = (f" To go ahead on the other sites while {' and '.join(failing)} cannot be fixed, leave "
+               f"{'it' if len(failing) == 1 else 'them'} out: -e course_skip_sites={','.join(failing)} (the seats there are "
+               "then reported missing, and a later run without it creates them)." if failing else "")
+    return f"Plan refused course {course} before creating anything; {len(parts)} to fix: {numbered}{without}"
 
 
 def _cidrs(values: list[str]) -> str:

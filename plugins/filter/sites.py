@@ -10,9 +10,10 @@ from typing import Any
 from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import course_sites
 
 
-def course_sites_merge(results: list[dict[str, Any]], course: dict[str, Any], skipped: list[str] | None = None) -> dict[str, Any]:
+def course_sites_merge(results: list[dict[str, Any]], course: dict[str, Any], skipped: list[str] | None = None,
+                       placement: dict[str, str] | None = None) -> dict[str, Any]:
     """See course_sites.merge_results."""
-    return course_sites.merge_results(list(results), course, list(skipped or []))
+    return course_sites.merge_results(list(results), course, list(skipped or []), dict(placement or {}))
 
 
 def course_site_placement(specs: list[dict[str, Any]]) -> dict[str, str]:

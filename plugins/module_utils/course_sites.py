@@ -120,7 +120,8 @@ def assign_seats(seat_names: list[str], counts: dict[str, int], placed: dict[str
     return {name: sorted(seats, key=order.__getitem__) for name, seats in sites.items()}
 
 
-def merge_results(results: list[dict[str, Any]], course: dict[str, Any], skipped: list[str] | None = None) -> dict[str, Any]:
+def merge_results(results: list[dict[str, Any]], course: dict[str, Any], skipped: list[str] | None = None,
+                  placement: dict[str, str] | None = None) -> dict[str, Any]:
     """The provider contract's names for the whole course, from each site's results of one step.
 
     ``results``: per site ``{site, seat_names, failure, seats, key_file, checks, leftovers, shortfall,
@@ -128,7 +129,7 @@ def merge_results(results: list[dict[str, Any]], course: dict[str, Any], skipped
     Seats, missing seats and foreign machines carry their ``site``; a site whose step failed makes
     each of its seats that does not exist a missing seat, a failed check (the plan refuses) and a
     leftover (teardown fails), each naming the site and its error; seats of a skipped site
-    (``skipped``) are missing, saying so."""
+    (``skipped``) are missing, saying so, with their site from ``placement`` (seat -> site)."""
     order = {name: index for index, name in enumerate(course["seat_names"])}
     merged: dict[str, Any] = {"seats": [], "checks": [], "leftovers": [], "shortfall": [], "foreign": [], "failures": []}
     unrecorded, keys, placed = [], [], set()
@@ -154,7 +155,10 @@ def merge_results(results: list[dict[str, Any]], course: dict[str, Any], skipped
                                 for name in result["seat_names"] if name not in have]
         merged["checks"].append({"name": f"{site}: the site answers", "ok": False, "detail": failure, "fix": hint})
         merged["leftovers"].append(f"{site}: not torn down or audited, its step failed: {failure}")
-    merged["shortfall"] += [{"name": name, "site": "", "reason": f"its site is left out (-e course_skip_sites={','.join(skipped or [])})",
+    placement = placement or {}
+    merged["shortfall"] += [{"name": name, "site": placement.get(name, ""),
+                             "reason": (f"site {placement[name]} is left out" if placement.get(name) else "its site is left out")
+                             + f" (-e course_skip_sites={','.join(skipped or [])})",
                              "hint": "run again without course_skip_sites once the site is back"}
                             for name in course["seat_names"] if name not in placed]
     merged["seats"].sort(key=lambda seat: order.get(seat["name"], len(order)))

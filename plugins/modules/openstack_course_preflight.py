@@ -237,6 +237,7 @@ quota:
            floating_ips: {limit: 2, used: 0}}
 """
 
+import re
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -281,6 +282,9 @@ def own_names(params: dict[str, Any]) -> tuple[str, str]:
 
 # --- the login ----------------------------------------------------------------------
 
+# What an API says when it is not there (not when it refuses): HTTP 502, 503, 504.
+UNAVAILABLE = re.compile(r"\b50[234]\b|Service Unavailable|Bad Gateway|Gateway Time-?out")
+
 def login_fix(params: dict[str, Any]) -> str:
     if params.get("site"):
         return (f"Get a fresh EGI Check-in access token of a member of VO {params.get('vo') or '?'} "
@@ -299,9 +303,14 @@ def login_refused(params: dict[str, Any]) -> list[dict[str, Any]]:
                   "access token).")
     else:
         detail = failure.get("error") or "The login failed."
+    # A cloud that kept answering 502/503/504 did not refuse the login: it was not there.
+    unavailable = not failure.get("output_hidden") and UNAVAILABLE.search(detail)
     reason = f"not run: no login to cloud {params['cloud']} (see the OpenStack login check)."
     fix = "Make the login work (see the OpenStack login check), then run again."
-    return [check(LOGIN, False, detail, login_fix(params)),
+    login_hint = ("The cloud did not answer (it may be down, overloaded or in maintenance): run again later; a course over "
+                  "several sites can go ahead without it with -e course_skip_sites=<its name in the course file>."
+                  if unavailable else login_fix(params))
+    return [check(LOGIN, False, detail, login_hint),
             *({"name": name, "ok": False, "not_run": True, "detail": reason, "fix": fix} for name in CHECK_NAMES)]
 
 

@@ -148,3 +148,41 @@ def test_seven_seats_over_two_fedcloud_sites_and_an_aws_region(
     for site, decoy in zip((first, second), decoys, strict=True):
         assert site.cloud.servers[decoy]["status"] == "ACTIVE"
     assert aws_decoy in {i["InstanceId"] for i in course_instances("other") if i["State"]["Name"] == "running"}
+
+
+def test_a_site_answering_503_throughout_is_named_and_left_out_on_request_while_the_others_come_up(
+        openstack_site: OpenStackSite, second_site: OpenStackSite, aws_env: dict[str, str],
+        run_playbook: Runner, course_catalogue: Callable[..., list[str]], tmp_path: Path) -> None:
+    """cesnet answers 503 to every request: the plan refuses the course, naming the site and how to leave it out;
+    with -e course_skip_sites=cesnet the other sites' seats come up and the run fails naming cesnet's seats and
+    the site; once cesnet answers again, a re-run fills them in and leaves the other seats alone."""
+    first, second = openstack_site, second_site
+    second.double.nova_unavailable(10**6, path="/")
+    image_id = linux_image_id()
+    env = {**aws_env, **first.env(EGI_ACCESS_TOKEN="egi-access-token")}
+    # Retries of a 503 a second apart: the site stays down far longer than that.
+    args = [*course_catalogue(COURSE, multisite_course(first, second, image_id)), "-e", "course_openstack_api_retry_delay=1"]
+    output = tmp_path / "output" / COURSE
+
+    refused = run_playbook("provision.yml", *args, env=env)
+    assert refused.returncode != 0
+    assert "Plan refused course multi before creating anything" in refused.stdout, refused.stdout[-4000:]
+    assert re.search(r"cesnet: OpenStack login: Cloud CESNET-MCC \(http://127.0.0.1:\d+/identity/v3\) did not answer", refused.stdout)
+    assert "leave it out: -e course_skip_sites=cesnet" in refused.stdout, refused.stdout[-4000:]
+    assert not course_servers(first, COURSE) and not course_instances(COURSE)
+
+    partial = run_playbook("provision.yml", *args, "-e", "course_skip_sites=cesnet", env=env)
+    assert partial.returncode != 0
+    assert re.search(r"2 of 7 seats are missing: multi-training-03: site cesnet is left out[^;]*; "
+                     r"multi-training-04: site cesnet is left out", partial.stdout), partial.stdout[-4000:]
+    assert sorted(course_servers(first, COURSE)) == SEATS[:2] and not course_servers(second, COURSE)
+    assert len(course_instances(COURSE)) == 3
+    assert sheet_sites(output) == dict(zip(SEATS[:2] + SEATS[4:], ["iisas"] * 2 + ["aws-ireland"] * 3, strict=True))
+
+    second.double.reset()
+    before = {i["InstanceId"] for i in course_instances(COURSE)}, {s["id"] for s in course_servers(first, COURSE).values()}
+    filled = run_playbook("provision.yml", *args, env=env)
+    assert filled.returncode == 0, filled.stdout[-4000:]
+    assert sorted(course_servers(second, COURSE)) == SEATS[2:4]
+    assert ({i["InstanceId"] for i in course_instances(COURSE)}, {s["id"] for s in course_servers(first, COURSE).values()}) == before
+    assert sheet_sites(output) == dict(zip(SEATS, ["iisas"] * 2 + ["cesnet"] * 2 + ["aws-ireland"] * 3, strict=True))

@@ -175,9 +175,9 @@ def test_a_skipped_sites_seats_are_missing_saying_the_site_is_left_out():
     merged = course_sites.merge_results([
         site_result("cesga", SEATS[0:2], SEATS[0:2]),
         site_result("ifca", SEATS[2:4], SEATS[2:4]),
-    ], COURSE, ["aws-eu"])
+    ], COURSE, ["aws-eu"], {seat: "aws-eu" for seat in SEATS[4:7]})
     assert merged["shortfall"] == [
-        {"name": seat, "site": "", "reason": "its site is left out (-e course_skip_sites=aws-eu)",
+        {"name": seat, "site": "aws-eu", "reason": "site aws-eu is left out (-e course_skip_sites=aws-eu)",
          "hint": "run again without course_skip_sites once the site is back"}
         for seat in SEATS[4:7]]
     assert [seat["name"] for seat in merged["seats"]] == SEATS[0:4]
