@@ -49,9 +49,29 @@ def course_sites_estimate(estimates: list[dict[str, Any]], sites: list[str], bud
     return {"error": "; ".join(errors) or None, "budget": budget, "totals": {c: float(t) for c, t in totals.items()}, "lines": lines}
 
 
+def course_site_seats_problems(counts: Any, course: dict[str, Any]) -> list[str]:
+    """What is wrong with -e course_site_seats (site -> seats, for this run), each saying what to do."""
+    if not isinstance(counts, dict):
+        return [f"give a mapping of site name to seats, like {{\"{course['sites'][0]['name']}\": 2}}, not {counts!r}."]
+    if not counts:
+        return []
+    names = [site["name"] for site in course["sites"]]
+    problems = [f"{name!r} is not a site of course {course['name']} (its sites: {', '.join(names)})."
+                for name in counts if name not in names]
+    problems += [f"{name}: {seats!r} is not a number of seats (0 or more)." for name, seats in counts.items()
+                 if isinstance(seats, bool) or not isinstance(seats, int) or seats < 0]
+    if not problems:
+        merged = {site["name"]: counts.get(site["name"], site["seats"]) for site in course["sites"]}
+        if sum(merged.values()) != len(course["seat_names"]):
+            listed = ", ".join(f"{name} {seats}" for name, seats in merged.items())
+            problems.append(f"with it the sites hold {sum(merged.values())} seats ({listed}) but the course has "
+                            f"{len(course['seat_names'])}; give every site's count so that they add up.")
+    return problems
+
+
 class FilterModule:
     """Course site filters."""
 
     def filters(self) -> dict[str, Any]:
         return {"course_sites_merge": course_sites_merge, "course_site_placement": course_site_placement,
-                "course_sites_estimate": course_sites_estimate}
+                "course_sites_estimate": course_sites_estimate, "course_site_seats_problems": course_site_seats_problems}

@@ -186,3 +186,30 @@ def test_a_site_answering_503_throughout_is_named_and_left_out_on_request_while_
     assert sorted(course_servers(second, COURSE)) == SEATS[2:4]
     assert ({i["InstanceId"] for i in course_instances(COURSE)}, {s["id"] for s in course_servers(first, COURSE).values()}) == before
     assert sheet_sites(output) == dict(zip(SEATS, ["iisas"] * 2 + ["cesnet"] * 2 + ["aws-ireland"] * 3, strict=True))
+
+
+def test_seats_of_a_site_that_is_down_move_to_another_site_for_the_run(
+        openstack_site: OpenStackSite, second_site: OpenStackSite, aws_env: dict[str, str],
+        run_playbook: Runner, course_catalogue: Callable[..., list[str]], tmp_path: Path) -> None:
+    """-e course_site_seats gives cesnet's two seats to iisas for this run (cesnet left out): all 7 seats come up,
+    seat 3 and 4 on iisas with their numbers; counts that do not add up are refused before anything is created."""
+    first, second = openstack_site, second_site
+    second.double.nova_unavailable(10**6, path="/")
+    env = {**aws_env, **first.env(EGI_ACCESS_TOKEN="egi-access-token")}
+    args = [*course_catalogue(COURSE, multisite_course(first, second, linux_image_id())),
+            "-e", "course_openstack_api_retry_delay=1", "-e", "course_skip_sites=cesnet"]
+    output = tmp_path / "output" / COURSE
+
+    wrong = run_playbook("provision.yml", *args, "-e", json.dumps({"course_site_seats": {"cesnet": 0, "iisas": 3}}), env=env)
+    assert wrong.returncode != 0
+    assert ("course_site_seats: with it the sites hold 6 seats (iisas 3, cesnet 0, aws-ireland 3) but the course has 7; "
+            "give every site's count so that they add up.") in wrong.stdout, wrong.stdout[-3000:]
+    assert not course_servers(first, COURSE) and not course_instances(COURSE)
+
+    moved = run_playbook("provision.yml", *args, "-e", json.dumps({"course_site_seats": {"cesnet": 0, "iisas": 4}}), env=env)
+    assert moved.returncode == 0, moved.stdout[-4000:]
+    servers = course_servers(first, COURSE)
+    assert sorted(servers) == SEATS[:4]
+    assert [servers[name]["metadata"]["Seat"] for name in SEATS[:4]] == ["1", "2", "3", "4"]
+    assert sheet_sites(output) == dict(zip(SEATS, ["iisas"] * 4 + ["aws-ireland"] * 3, strict=True))
+    assert not second.double.cloud.servers

@@ -262,3 +262,25 @@ def test_sites_estimate_judges_the_total_against_the_budget():
 def test_sites_estimate_keeps_one_total_per_currency_and_adds_none_across_them():
     estimate = sites.course_sites_estimate(ESTIMATES, SITE_NAMES)
     assert set(estimate) == {"totals", "budget", "error", "lines"}
+
+
+def test_a_fill_site_is_refused_until_seats_can_be_spread_by_measured_quota():
+    file = multi_site()
+    file["sites"][1]["seats"] = "fill"
+    assert problems(file) == [
+        "sites (ifca): seats: fill is not supported yet; give each site its number of seats "
+        "(plan.yml shows each site's free quota in its preflight)."]
+
+
+def test_seat_counts_given_for_a_run_must_name_sites_of_the_course_and_add_up():
+    spec = normalised(MULTI_SITE)
+    assert sites.course_site_seats_problems({}, spec) == []
+    assert sites.course_site_seats_problems({"cesga": 0, "ifca": 4}, spec) == []
+    assert sites.course_site_seats_problems({"cesga": 0}, spec) == [
+        "with it the sites hold 5 seats (cesga 0, ifca 2, aws-eu 3) but the course has 7; give every site's count so "
+        "that they add up."]
+    assert sites.course_site_seats_problems({"lyon": 1, "ifca": -1}, spec) == [
+        "'lyon' is not a site of course madrid (its sites: cesga, ifca, aws-eu).",
+        "ifca: -1 is not a number of seats (0 or more)."]
+    assert sites.course_site_seats_problems(["cesga"], spec) == [
+        "give a mapping of site name to seats, like {\"cesga\": 2}, not ['cesga']."]
