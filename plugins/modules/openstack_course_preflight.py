@@ -285,6 +285,7 @@ def own_names(params: dict[str, Any]) -> tuple[str, str]:
 # What an API says when it is not there (not when it refuses): HTTP 502, 503, 504.
 UNAVAILABLE = re.compile(r"\b50[234]\b|Service Unavailable|Bad Gateway|Gateway Time-?out")
 
+
 def login_fix(params: dict[str, Any]) -> str:
     if params.get("site"):
         return (f"Get a fresh EGI Check-in access token of a member of VO {params.get('vo') or '?'} "
