@@ -75,7 +75,7 @@ def assert_access_sheet(output: Path, credentials: dict, key_file: str) -> None:
         ssh = f"ssh -i {key_file} ubuntu@{ip}" if key_file else f"ssh ubuntu@{ip}"
         assert row[6] == f'"{ssh}"'
         zone = machines[name]["Placement"]["AvailabilityZone"]
-        assert row[7:] == ['"g4dn.xlarge"', f'"{zone}"']
+        assert row[7:] == ['"g4dn.xlarge"', f'"{zone}"', '""']  # site: none, a course on one site
         # Where the seat landed and its on-demand price (aws-2026-08: g4dn.xlarge in eu-west-1).
         assert (f'<td class="mono">g4dn.xlarge</td>\n    <td class="mono">{zone}</td>\n    <td>0.587</td>'
                 in instructor), instructor
