@@ -20,6 +20,17 @@ aws_throttled_ratio_40 is throttled / clean; the goal is at most 2.0. It raises 
 fails, when it was not throttled at all, or when moto does not end with exactly 40
 machines of the course (in any state: none launched twice) with the seats' settings.
 
+multisite: wall-clock seconds of playbooks/provision.yml provisioning one 30-seat course over
+three sites at once (multisite_30_s): 10 seats on each of two OpenStack API doubles
+(tests/openstack_double, EGI token login, quotas raised so that 10 GPU servers fit) and 10
+in a moto region; then of each site's 10 seats alone, as a single-site course
+(single_site_a_s, single_site_b_s, single_site_aws_s). Every run starts from empty
+sites (doubles and moto reset, a fresh course output); the 3-site run goes first, so any
+cold-start cost counts against it. multisite_ratio_30 is multisite_30_s / the sum of the
+three single-site seconds (sites are worked on side by side); the goal is at most 0.6. It
+raises when a run fails or when a site does not end with exactly its seats (servers of the
+course ACTIVE on each double, instances running in moto) and nothing else.
+
 `python tests/bench/run.py NAME...` runs only the named benchmarks (results.json then
 holds only those).
 """
@@ -36,6 +47,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 PROJECT = Path(__file__).resolve().parents[2]
 OUTPUT = PROJECT / "output" / "bench" / "results.json"
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
@@ -49,9 +62,14 @@ THROTTLED_PERCENT = 10
 THROTTLED_SEED = 40
 THROTTLED_GOAL = 2.0
 THROTTLED_RATIO = f"aws_throttled_ratio_{THROTTLED_SEATS}"  # throttled seconds / clean seconds
-# The moto server and settings the AWS tests use (tests/conftest.py).
+MULTISITE_SITE_SEATS = 10  # seats on each of the three sites
+MULTISITE_SEATS = 3 * MULTISITE_SITE_SEATS
+MULTISITE_GOAL = 0.6
+MULTISITE_RATIO = f"multisite_ratio_{MULTISITE_SEATS}"  # 3-site seconds / the three single-site seconds summed
+MULTISITE_FLAVOR = "g1.c06r12"  # the doubles' GPU flavour
+# The moto server and settings the AWS tests use, and the environment of their playbook runs (tests/conftest.py).
 sys.path.insert(0, str(PROJECT / "tests"))
-from conftest import moto_process, moto_settings, reset_moto  # noqa: E402
+from conftest import moto_process, moto_settings, playbook_env, reset_moto  # noqa: E402
 
 RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -231,9 +249,128 @@ def aws_throttling() -> dict[str, float]:
     return results
 
 
+def fedcloud_section(double: Any, site: str) -> dict[str, Any]:
+    """The openstack section of a FedCloud site on a double, reached with the EGI Check-in token."""
+    return {"cloud": "IISAS-FedCloud-cloud", "image": "scipion-1.1-course", "flavor": MULTISITE_FLAVOR, "site": site,
+            "vo": "training.egi.eu", "auth_url": double.auth_url, "project_id": double.cloud.project_id}
+
+
+def bench_course_file(seats: int, **placement: Any) -> dict[str, Any]:
+    """A course of `seats` GPU seats; `placement` is its provider and section, or its sites."""
+    return {"description": "Bench course", "profile": "scipion-3", "seats": seats,
+            "tags": {"UserName": "i2pc-training"},
+            "access": {"ssh_cidrs": ["198.18.0.0/15"], "web_cidrs": ["0.0.0.0/0"]},
+            "schedule": {"days": 2, "hours_up_per_day": 8}, **placement}
+
+
+def empty_sites(moto_url: str, doubles: list[Any]) -> None:
+    """Every site as a new course finds it; each double's quota holds exactly one site's seats of the GPU flavour."""
+    reset_moto(moto_url)
+    for double in doubles:
+        cloud = double.reset()
+        with cloud.lock:
+            flavor = next(f for f in cloud.flavors.values() if f["name"] == MULTISITE_FLAVOR)
+            cloud.quotas.update(instances=MULTISITE_SITE_SEATS, cores=MULTISITE_SITE_SEATS * flavor["vcpus"],
+                                ram=MULTISITE_SITE_SEATS * flavor["ram"], floatingip=MULTISITE_SITE_SEATS)
+
+
+def provision(course: str, course_file: dict[str, Any], scratch: Path, env: dict[str, str]) -> float:
+    """Wall-clock seconds of playbooks/provision.yml for a course written to its own catalogue and output."""
+    catalogue = scratch / course / "courses"
+    catalogue.mkdir(parents=True)
+    (catalogue / f"{course}.yml").write_text(yaml.safe_dump(course_file, sort_keys=False))
+    cmd = [str(VENV_BIN / "ansible-playbook"), "playbooks/provision.yml", "-e", f"course={course}",
+           "-e", f"course_catalogue_dir={catalogue}", "-e", f"course_output_root={scratch / course / 'output'}",
+           # A site that answers 503 is retried a second later, not ten (the doubles do not fail here).
+           "-e", "course_openstack_api_retry_delay=1"]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=PROJECT, env=playbook_env(env), text=True, timeout=1800,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        raise BenchError(f"provision of {course} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
+    return seconds
+
+
+def check_sites(course: str, wanted: dict[str, list[int]], doubles: dict[str, Any], ec2: Any) -> None:
+    """Each site holds exactly the wanted seats (by number) of the course, up, and no other machine."""
+    for label, double in doubles.items():
+        with double.cloud.lock:
+            servers = list(double.cloud.servers.values())
+        names = sorted(s["name"] for s in servers if s["metadata"].get("Course") == course and s["status"] == "ACTIVE")
+        expected = [f"{course}-training-{n:02d}" for n in wanted.get(label, [])]
+        if names != expected or len(servers) != len(expected):
+            raise BenchError(f"{course}: double {label} should hold exactly the ACTIVE servers {expected}; it has "
+                             f"{sorted((s['name'], s['status'], s['metadata'].get('Course')) for s in servers)}")
+    filters = [{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    live = [i for page in ec2.get_paginator("describe_instances").paginate(Filters=filters)
+            for r in page["Reservations"] for i in r["Instances"]]
+
+    def tag(inst: dict[str, Any], key: str) -> str | None:
+        return next((t["Value"] for t in inst.get("Tags", []) if t["Key"] == key), None)
+
+    names = sorted(tag(i, "Name") or i["InstanceId"] for i in live
+                   if tag(i, "Course") == course and i["State"]["Name"] == "running")
+    expected = [f"{course}-training-{n:02d}" for n in wanted.get("aws", [])]
+    if names != expected or len(live) != len(expected):
+        raise BenchError(f"{course}: moto should hold exactly the running instances {expected}; it has "
+                         f"{sorted((tag(i, 'Name'), i['State']['Name'], tag(i, 'Course')) for i in live)}")
+
+
+def multisite() -> dict[str, float]:
+    """A 30-seat course over two doubles and one moto region, against each site's 10 seats alone."""
+    import tempfile
+
+    from openstack_double import OpenStackDouble
+
+    results: dict[str, float] = {}
+    doubles = {"a": OpenStackDouble().start(), "b": OpenStackDouble().start()}
+    try:
+        with moto_process() as url, tempfile.TemporaryDirectory() as scratch_dir:
+            scratch = Path(scratch_dir)
+            ec2 = ec2_client(url)
+            reset_moto(url)
+            image_id = stock_image(ec2)["bench_image_id"]
+            # No organiser clouds.yaml: the EGI token login writes the course's own.
+            clouds = scratch / "clouds.yaml"
+            clouds.write_text("clouds: {}\n")
+            env = {**aws_env(url), "OS_CLIENT_CONFIG_FILE": str(clouds), "EGI_ACCESS_TOKEN": "egi-access-token",
+                   "OS_ACCESS_TOKEN": "", "OIDC_ACCESS_TOKEN": ""}
+            sections = {
+                "a": {"provider": "openstack", "openstack": fedcloud_section(doubles["a"], "IISAS-FedCloud")},
+                "b": {"provider": "openstack", "openstack": fedcloud_section(doubles["b"], "CESNET-MCC")},
+                "aws": {"provider": "aws", "aws": {"region": REGION, "instance_type": "g4dn.xlarge", "image_id": image_id}},
+            }
+            seats = list(range(1, MULTISITE_SITE_SEATS + 1))
+            sites = [{"name": f"site-{label}", "seats": MULTISITE_SITE_SEATS, **section}
+                     for label, section in sections.items()]
+            # Seat numbers are the whole course's: site a holds 1-10, b 11-20, aws 21-30.
+            runs = [(f"multisite_{MULTISITE_SEATS}_s", "benchmulti", bench_course_file(MULTISITE_SEATS, sites=sites),
+                     {label: [n + i * MULTISITE_SITE_SEATS for n in seats] for i, label in enumerate(sections)})]
+            runs += [(f"single_site_{label}_s", f"bench{label}", bench_course_file(MULTISITE_SITE_SEATS, **section),
+                      {label: seats}) for label, section in sections.items()]
+            for measure, course, course_file, wanted in runs:
+                empty_sites(url, list(doubles.values()))
+                seconds = provision(course, course_file, scratch, env)
+                check_sites(course, wanted, doubles, ec2)
+                results[measure] = seconds
+                print(f"  multisite: {course} ({', '.join(f'{k} {len(v)}' for k, v in wanted.items())} seats) "
+                      f"{seconds:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        for double in doubles.values():
+            double.stop()
+    single = sum(results[f"single_site_{label}_s"] for label in ("a", "b", "aws"))
+    ratio = results[f"multisite_{MULTISITE_SEATS}_s"] / single
+    results[MULTISITE_RATIO] = ratio
+    if ratio > MULTISITE_GOAL:
+        print(f"  multisite: ratio {ratio:.2f} is over the goal of {MULTISITE_GOAL}", file=sys.stderr, flush=True)
+    return results
+
+
 BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {
     "aws_fleet_vs_loop": aws_fleet_vs_loop,
     "aws_throttling": aws_throttling,
+    "multisite": multisite,
 }
 
 
