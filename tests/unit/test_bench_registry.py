@@ -30,3 +30,9 @@ def test_aws_throttling_is_registered_and_measures_the_ratio_against_its_goal():
     assert (runner.THROTTLED_SEATS, runner.THROTTLED_PERCENT, runner.THROTTLED_GOAL) == (40, 10, 2.0)
     assert runner.THROTTLED_RATIO == "aws_throttled_ratio_40"
     assert (PROJECT / "tests" / "fault_proxy" / "server.py").is_file()
+
+
+def test_multisite_is_registered_and_measures_the_ratio_against_its_goal():
+    runner = load_bench_runner()
+    assert callable(runner.BENCHMARKS["multisite"])
+    assert (runner.MULTISITE_SEATS, runner.MULTISITE_GOAL, runner.MULTISITE_RATIO) == (30, 0.6, "multisite_ratio_30")
