@@ -235,6 +235,15 @@ quota:
   type: dict
   sample: {instances: {limit: 4, used: 0}, cores: {limit: 24, used: 0}, ram_mb: {limit: 49152, used: 0},
            floating_ips: {limit: 2, used: 0}}
+room:
+  description:
+    - How many seats more than the course asks of this project (O(seat_names)) the free quota still holds, with the
+      course's flavour O(flavor) (cores, RAM, an instance and, with O(floating_ips), a floating IP per seat).
+    - 0 when the quota is already short (never negative); null when no quota limits it (every limit -1), when the
+      flavour is unknown, or after a failed login.
+  returned: always
+  type: int
+  sample: 1
 """
 
 import re
@@ -391,6 +400,20 @@ def needs(params: dict[str, Any], flavor: dict[str, Any] | None, plan: dict[str,
         "ram_mb": to_create * int(flavor.get("ram") or 0),
         "floating_ips": to_create + len(plan["mine"]) - len(with_ip) if params["floating_ips"] else 0,
     }
+
+
+def room(params: dict[str, Any], flavor: dict[str, Any] | None, need: dict[str, int],
+         quota: dict[str, dict[str, int]]) -> int | None:
+    """How many seats more than the course's the free quota holds with its flavour (0 when short; None when no quota
+    limits it, or the flavour is unknown). ``need`` (see needs) already leaves out the course's servers, which
+    ``used`` counts."""
+    if not flavor:
+        return None
+    per_seat = {"instances": 1, "cores": int(flavor.get("vcpus") or 0), "ram_mb": int(flavor.get("ram") or 0),
+                "floating_ips": 1 if params["floating_ips"] else 0}
+    holds = [(max(quota[res]["limit"] - quota[res]["used"], 0) - need[res]) // per_seat[res]
+             for res in QUOTA_RESOURCES if quota[res]["limit"] >= 0 and per_seat[res] > 0]
+    return max(min(holds), 0) if holds else None
 
 
 # --- the checks -------------------------------------------------------------------------
@@ -556,6 +579,7 @@ def decide(params: dict[str, Any], project: dict[str, Any]) -> dict[str, Any]:
         "security_group": {"state": state, "id": own_group.get("id", "")},
         "needs": need,
         "quota": project["quota"],
+        "room": room(params, project["flavor"], need, project["quota"]),
     }
 
 
@@ -585,7 +609,8 @@ def read_project(conn: Any, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-NOT_READ = {"course_servers": None, "missing": None, "surplus": None, "security_group": None, "needs": None, "quota": None}
+NOT_READ = {"course_servers": None, "missing": None, "surplus": None, "security_group": None, "needs": None, "quota": None,
+            "room": None}
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "cloud": {"type": "str", "required": True},

@@ -78,6 +78,7 @@ def test_a_course_that_fits_passes_every_check_in_the_reported_order() -> None:
     assert (result["missing"], result["surplus"], result["course_servers"]) == (SEATS, [], [])
     assert result["security_group"] == {"state": "create", "id": ""}
     assert result["needs"] == {"instances": 3, "cores": 18, "ram_mb": 36864, "floating_ips": 3}
+    assert result["room"] == 1
 
 
 def test_egi_login_names_the_site() -> None:
@@ -248,6 +249,59 @@ def test_floating_ips_count_the_course_servers_without_one() -> None:
                                         {"id": "s2", "name": "c-training-02", "status": "ACTIVE"}]
     assert preflight.decide(params(owned_servers=["s1", "s2"], floating_ips=False),
                             project(servers=servers))["needs"]["floating_ips"] == 0
+
+
+def roomy_quota(**limits: tuple[int, int]) -> dict[str, dict[str, int]]:
+    """Quotas far above a three-seat course, but for ``limits`` (resource=(limit, used))."""
+    quota = {res: {"limit": 1000000, "used": 0} for res in preflight.QUOTA_RESOURCES}
+    quota.update({res: {"limit": limit, "used": used} for res, (limit, used) in limits.items()})
+    return quota
+
+
+@pytest.mark.parametrize(("limits", "changes", "room"), [
+    # 3 seats to create: 5 instances (1 in use) leave room for 1 more.
+    ({"instances": (5, 1)}, {}, 1),
+    # 6 cores a seat (the flavour's vcpus): 41 cores, 18 for the seats, leave 23, room for 3 more.
+    ({"cores": (41, 0)}, {}, 3),
+    # 12288 MB a seat: 61440 MB with 12288 in use leave room for 1 more.
+    ({"ram_mb": (61440, 12288)}, {}, 1),
+    # One floating IP a seat: 8 with 2 in use leave room for 3 more, unless the seats take none.
+    ({"floating_ips": (8, 2)}, {}, 3),
+    ({"floating_ips": (8, 2), "instances": (10, 0)}, {"floating_ips": False}, 7),
+    # The tightest quota decides.
+    ({"instances": (9, 0), "cores": (30, 0), "floating_ips": (6, 0)}, {}, 2),
+    # Already short: 2 instances for 3 seats.
+    ({"instances": (2, 0)}, {}, 0),
+    ({"cores": (24, 20)}, {}, 0),
+])
+def test_room_is_the_seats_more_the_tightest_free_quota_holds(limits: dict[str, tuple[int, int]],
+                                                             changes: dict[str, Any], room: int) -> None:
+    assert preflight.decide(params(**changes), project(quota=roomy_quota(**limits)))["room"] == room
+
+
+def test_room_is_null_when_no_quota_limits_or_the_flavour_is_unknown() -> None:
+    unlimited = {res: {"limit": -1, "used": 7} for res in preflight.QUOTA_RESOURCES}
+    assert preflight.decide(params(), project(quota=unlimited))["room"] is None
+    # Only instances limit, with a flavour of unknown size: what a seat takes is not known.
+    assert preflight.decide(params(), project(flavor=None, quota=roomy_quota(instances=(5, 0))))["room"] is None
+    # Unlimited resources are skipped, the others still count.
+    assert preflight.decide(params(), project(quota={**unlimited, "cores": {"limit": 30, "used": 0}}))["room"] == 2
+
+
+def test_room_does_not_count_the_course_servers_twice() -> None:
+    """The course's servers are in the project's usage already, and not in what the seats still need."""
+    servers = [server("c-training-01", "s1", floating=True), server("c-training-02", "s2", floating=True)]
+    quota = roomy_quota(instances=(5, 2), cores=(36, 12), floating_ips=(5, 2))
+    result = preflight.decide(params(owned_servers=["s1", "s2"]), project(servers=servers, quota=quota))
+    assert result["needs"]["instances"] == 1
+    # 5 instances: 2 the course's, 1 to create, 2 more; 36 cores: 12 in use, 6 to create, 3 seats more.
+    assert result["room"] == 2
+    # A course server without a floating IP still needs one, so it leaves one less.
+    servers[1] = server("c-training-02", "s2")
+    quota["floating_ips"]["used"] = 1
+    assert preflight.decide(params(owned_servers=["s1", "s2"]), project(servers=servers, quota=quota))["room"] == 2
+    quota["floating_ips"]["limit"] = 4
+    assert preflight.decide(params(owned_servers=["s1", "s2"]), project(servers=servers, quota=quota))["room"] == 1
 
 
 def test_a_failed_login_leaves_every_other_check_not_run() -> None:
