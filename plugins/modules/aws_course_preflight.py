@@ -228,6 +228,16 @@ offered_types:
   returned: always
   type: list
   elements: str
+room:
+  description:
+    - How many seats more than the course asks of this region (O(seats)) the free quota still holds, with the
+      course's O(instance_type). It is the least of what the vCPU quota (or, without it, the C(max-instances) limit) and, with
+      O(elastic_ips), the Elastic IP limit hold; instances and Elastic IPs already the course's are not counted twice.
+    - 0 when the quota is already short (never negative); null when no limit is known, or AWS was not asked (no
+      credentials).
+  returned: always
+  type: int
+  sample: 4
 """
 
 from typing import Any
@@ -587,8 +597,10 @@ def service_quota(session: Any, region: str, code: str) -> tuple[float | None, s
     return float(answer["Quota"]["Value"]), ""
 
 
-def capacity_check(session: Any, ec2: Any, params: dict[str, Any], vcpus: int | None) -> dict[str, Any]:
-    """Seats within the running vCPU quota (Service Quotas) or, failing that, max-instances."""
+def capacity_check(session: Any, ec2: Any, params: dict[str, Any],
+                   vcpus: int | None) -> tuple[dict[str, Any], int | None]:
+    """Seats within the running vCPU quota (Service Quotas) or, failing that, max-instances; and how many seats
+    more than the course's that quota holds (negative when short, None when no limit is known)."""
     course, seats, region, itype = params["course"], params["seats"], params["region"], params["instance_type"]
     live = instances(ec2, LIVE_STATES)
     others = [i for i in live if not is_course(i, course)]
@@ -600,9 +612,10 @@ def capacity_check(session: Any, ec2: Any, params: dict[str, Any], vcpus: int | 
         if quota is not None:
             used = sum(vcpus_of(i, {}) for i in others if instance_class(i.get("InstanceType", "")) == klass)
             need = seats * vcpus
+            room = int((quota - used - need) // vcpus)
             if used + need <= quota:
                 return check("vCPU quota", True,
-                             f"{seats} x {itype} need {need} vCPUs; quota '{label}' is {quota:g}, {used} in use.")
+                             f"{seats} x {itype} need {need} vCPUs; quota '{label}' is {quota:g}, {used} in use."), room
             return check(
                 "vCPU quota", False,
                 f"{seats} x {itype} need {need} vCPUs, but the quota '{label}' ({code}) in {region} is {quota:g} "
@@ -610,30 +623,31 @@ def capacity_check(session: Any, ec2: Any, params: dict[str, Any], vcpus: int | 
                 f"Request a higher '{label}' quota in the Service Quotas console (days before the course; new "
                 f"accounts often start at 0 for GPU types), lower seats to {max(int((quota - used) // vcpus), 0)}, "
                 "or stop other instances.",
-            )
+            ), room
     limit = account_attribute(ec2, "max-instances")
     if limit is None:
         return check("instance quota", True, f"not checked: Service Quotas gave no value ({why}) and the account "
-                                             "reports no max-instances.")
+                                             "reports no max-instances."), None
     total = len(others) + seats
     note = (f"Service Quotas gave no vCPU quota ({why}), so the legacy max-instances attribute ({limit}) "
             "was used")
     if total <= limit:
         return check("instance quota", True, f"{note}: {len(others)} other instances running + {seats} seats = "
-                                             f"{total} <= {limit}.")
+                                             f"{total} <= {limit}."), limit - total
     return check(
         "instance quota", False,
         f"{note}: {len(others)} other instances running + {seats} seats = {total}, over the limit of {limit}.",
         f"Lower seats to {max(limit - len(others), 0)}, stop other instances, or raise the account's instance "
         "quota (Service Quotas console).",
-    )
+    ), limit - total
 
 
-def elastic_ip_check(ec2: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """Elastic IPs needed by the course against the account's VPC limit."""
+def elastic_ip_check(ec2: Any, params: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """Elastic IPs needed by the course against the account's VPC limit; and how many seats more than the course's
+    the free Elastic IPs hold (negative when short, None when none are needed or the limit is not known)."""
     course, seats, region = params["course"], params["seats"], params["region"]
     if not params["elastic_ips"]:
-        return check("Elastic IPs", True, "none needed (aws.elastic_ips is false).")
+        return check("Elastic IPs", True, "none needed (aws.elastic_ips is false)."), None
     limit = account_attribute(ec2, "vpc-max-elastic-ips")
     addresses = ec2.describe_addresses().get("Addresses", [])
     own = sum(1 for a in addresses if is_course(a, course))
@@ -641,10 +655,11 @@ def elastic_ip_check(ec2: Any, params: dict[str, Any]) -> dict[str, Any]:
     needed = max(seats - own, 0)
     if limit is None:
         return check("Elastic IPs", True, f"not checked: the account reports no vpc-max-elastic-ips; {needed} "
-                                          "to allocate.")
+                                          "to allocate."), None
+    room = limit - (used + own + needed)
     if used + own + needed <= limit:
         return check("Elastic IPs", True,
-                     f"{needed} to allocate ({own} already the course's); {used + own} of {limit} in use in {region}.")
+                     f"{needed} to allocate ({own} already the course's); {used + own} of {limit} in use in {region}."), room
     short = used + own + needed - limit
     return check(
         "Elastic IPs", False,
@@ -653,7 +668,7 @@ def elastic_ip_check(ec2: Any, params: dict[str, Any]) -> dict[str, Any]:
         f"Set aws.elastic_ips: false (seats then get a new public IP at each start), lower seats to "
         f"{max(limit - used, 0)}, release unused Elastic IPs, or request a higher 'EC2-VPC Elastic IPs' quota "
         "(L-0263D0A3) in the Service Quotas console.",
-    )
+    ), room
 
 
 # --- placements: the zones or subnets the seats may go to, in order -----------------
@@ -781,8 +796,15 @@ def gpu_facts(table: dict[str, Any], gpu: str | None) -> dict[str, Any] | None:
             "compute_capability": gpus.capability_text(capability) if capability else None}
 
 
+def least_room(*rooms: int | None) -> int | None:
+    """The seats more than the course's that every known quota holds: the least of them, 0 when one is short,
+    None when no quota is known."""
+    known = [r for r in rooms if r is not None]
+    return max(min(known), 0) if known else None
+
+
 def report(params: dict[str, Any], checks: list[dict[str, Any]], main: dict[str, Any],
-           offered_types: list[str] | None, seats: dict[str, Any]) -> dict[str, Any]:
+           offered_types: list[str] | None, seats: dict[str, Any], seat_room: int | None = None) -> dict[str, Any]:
     table, itype = params["gpu_support"], params["instance_type"]
     return {
         "checks": checks,
@@ -791,6 +813,7 @@ def report(params: dict[str, Any], checks: list[dict[str, Any]], main: dict[str,
                                      f"no NVIDIA GPU is known for {itype}"),
         "offered_types": offered_types,
         "seats": seats,
+        "room": seat_room,
     }
 
 
@@ -808,7 +831,7 @@ def offline_report(params: dict[str, Any], first: dict[str, Any], reason: str,
         *(fallback_check(params, table, t, facts[t], None, reason, fix) for t in choices[1:]),
         *([not_run("placements", reason, fix)] if placement_choices(params) else []),
         not_run("vCPU quota", reason, fix),
-        elastic_ip_check(None, params) if not params["elastic_ips"] else not_run("Elastic IPs", reason, fix),
+        elastic_ip_check(None, params)[0] if not params["elastic_ips"] else not_run("Elastic IPs", reason, fix),
     ]
     return report(params, checks, main, None, seats_report(None, params))
 
@@ -838,10 +861,12 @@ def online_report(session: Any, params: dict[str, Any], first: dict[str, Any]) -
         gpu_check(params, table, main["gpu"], offered_candidates),
         *(fallback_check(params, table, t, facts[t], offered_candidates, "", NOT_RUN_FIX) for t in choices[1:]),
         *([placement_check(ec2, params, choices)] if placement_choices(params) else []),
-        capacity_check(session, ec2, params, main["vcpus"]),
-        elastic_ip_check(ec2, params),
     ]
-    return report(params, checks, main, offered_candidates, seats_report(ec2, params))
+    capacity, capacity_room = capacity_check(session, ec2, params, main["vcpus"])
+    elastic_ips, elastic_ip_room = elastic_ip_check(ec2, params)
+    checks += [capacity, elastic_ips]
+    return report(params, checks, main, offered_candidates, seats_report(ec2, params),
+                  least_room(capacity_room, elastic_ip_room))
 
 
 # A busy account gets RequestLimitExceeded: more tries than botocore's standard 3 before a check gives up.

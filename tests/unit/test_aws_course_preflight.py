@@ -120,6 +120,7 @@ def test_missing_credentials_leave_every_aws_check_not_run_and_the_table_checks_
         "eu-west-1 offers them was not checked).")
     assert result["seats"] == {"recorded": 2, "machines": None, "note": ""}
     assert result["offered_types"] is None
+    assert result["room"] is None, "no quota was read"
 
 
 def test_a_course_without_an_image_fails_its_image_check_without_aws(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -260,6 +261,87 @@ def test_run_checks_with_aws_fallbacks_placements_image_gpu_fit_and_where_the_se
     assert result["seats"] == {"recorded": 2, "note": "", "machines": [{
         "name": "c-01", "instance_id": seat_id, "instance_type": "g4dn.xlarge", "availability_zone": "eu-west-1b",
         "subnet_id": subnet["SubnetId"], "state": "running"}]}
+
+
+def launch(ec2: Any, image_id: str, course: str = "") -> None:
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": "Course", "Value": course}]}] if course else []
+    ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceType="g4dn.xlarge", TagSpecifications=tags)
+
+
+def allocate_elastic_ip(ec2: Any, course: str = "") -> None:
+    tags = [{"ResourceType": "elastic-ip", "Tags": [{"Key": "Course", "Value": course}]}] if course else []
+    ec2.allocate_address(Domain="vpc", TagSpecifications=tags)
+
+
+def test_room_under_moto_is_measured_on_max_instances_and_elastic_ips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process moto stand-in for AWS, which answers no Service Quotas: the max-instances attribute (20) and the
+    Elastic IP limit (5) are what limit. The course's own instance and Elastic IP are not counted twice."""
+    moto = moto_account(monkeypatch)
+    with moto.mock_aws():
+        ec2 = boto3.client("ec2", region_name="eu-west-1")
+        image_id = ec2.describe_images(Filters=[{"Name": "name", "Values": [MOTO_IMAGE]}])["Images"][0]["ImageId"]
+        launch(ec2, image_id)
+        launch(ec2, image_id, course="c")
+        no_ips = preflight.run_checks(params(driver_branch="470", image_id=image_id))
+        allocate_elastic_ip(ec2)
+        allocate_elastic_ip(ec2, course="c")
+        with_ips = preflight.run_checks(params(driver_branch="470", image_id=image_id, elastic_ips=True))
+        crowded = preflight.run_checks(params(driver_branch="470", image_id=image_id, seats=22))
+        full_ips = preflight.run_checks(params(driver_branch="470", image_id=image_id, elastic_ips=True, seats=4))
+        few_ips = preflight.run_checks(params(driver_branch="470", image_id=image_id, elastic_ips=True, seats=5))
+    quota = {check["name"]: check for check in no_ips["checks"]}["instance quota"]
+    assert quota["detail"].endswith("1 other instances running + 2 seats = 3 <= 20."), quota
+    # 20 instances: 1 another's, 2 seats (one running already), 17 more.
+    assert no_ips["room"] == 17
+    # 5 Elastic IPs: 1 another's, 1 the course's, 1 to allocate: 2 more.
+    assert {check["name"]: check for check in with_ips["checks"]}["Elastic IPs"]["ok"] is True
+    assert with_ips["room"] == 2
+    # Exactly full: 1 another's + 4 seats' Elastic IPs (1 the course's already) = 5.
+    assert {check["name"]: check for check in full_ips["checks"]}["Elastic IPs"]["ok"] is True
+    assert full_ips["room"] == 0
+    # Short: 1 + 22 instances over 20, and 1 + 5 Elastic IPs over 5.
+    assert (crowded["room"], few_ips["room"]) == (0, 0)
+    assert {check["name"]: check for check in crowded["checks"]}["instance quota"]["ok"] is False
+    assert {check["name"]: check for check in few_ips["checks"]}["Elastic IPs"]["ok"] is False
+
+
+def test_room_on_the_vcpu_quota_is_floored_to_whole_seats(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process moto stand-in for AWS, with Service Quotas answering a G vCPU quota of 18 (moto answers none) and
+    the instances' CpuOptions described as AWS does."""
+    moto = moto_account(monkeypatch)
+    asked = []
+
+    def g_quota(_session: object, _region: str, code: str) -> tuple[float | None, str]:
+        asked.append(code)
+        return 18.0, ""
+
+    monkeypatch.setattr(preflight, "service_quota", g_quota)
+    moto_instances = preflight.instances
+
+    def described(ec2: Any, states: list[str]) -> list[dict[str, Any]]:
+        """AWS describes every instance's CpuOptions (a g4dn.xlarge: 2 cores x 2 threads); moto leaves them out."""
+        return [{"CpuOptions": {"CoreCount": 2, "ThreadsPerCore": 2}, **i} for i in moto_instances(ec2, states)]
+
+    monkeypatch.setattr(preflight, "instances", described)
+    with moto.mock_aws():
+        ec2 = boto3.client("ec2", region_name="eu-west-1")
+        image_id = ec2.describe_images(Filters=[{"Name": "name", "Values": [MOTO_IMAGE]}])["Images"][0]["ImageId"]
+        launch(ec2, image_id)
+        launch(ec2, image_id, course="c")
+        result = preflight.run_checks(params(driver_branch="470", image_id=image_id))
+        short = preflight.run_checks(params(driver_branch="470", image_id=image_id, seats=4))
+    assert asked == ["L-DB2E81BA", "L-DB2E81BA"]
+    checks = {check["name"]: check for check in result["checks"]}
+    assert checks["vCPU quota"]["detail"] == (
+        "2 x g4dn.xlarge need 8 vCPUs; quota 'Running On-Demand G and VT instances' is 18, 4 in use.")
+    # 18 vCPUs, 4 another's, 8 for the two seats: 6 left, one more 4-vCPU seat.
+    assert result["room"] == 1
+    assert short["room"] == 0
+
+
+@pytest.mark.parametrize(("rooms", "least"), [((None, None), None), ((3, None), 3), ((3, 1), 1), ((-2, 5), 0)])
+def test_least_room_is_the_tightest_known_quota_never_negative(rooms: tuple[int | None, ...], least: int | None) -> None:
+    assert preflight.least_room(*rooms) == least
 
 
 def test_a_read_that_aws_refuses_leaves_the_checks_not_run_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
