@@ -68,3 +68,14 @@ def test_the_plan_names_the_resources_as_the_roles_do() -> None:
     lines = plan.course_plan_resources(course)
     assert f"Key pair: {course_names.key_pair_name('madrid')} (new)" in lines
     assert any(line.startswith(f"Security group: {course_names.security_group_name('madrid')} (new)") for line in lines)
+
+
+def test_every_published_contract_name_is_in_the_course_readme() -> None:
+    """provider.yml's names (course_room among them) are what callers read: each has its row in "Published facts"."""
+    tasks = yaml.safe_load((PROJECT / "roles/course/tasks/provider.yml").read_text())
+    publish = next(t for t in tasks if t["name"] == "Publish the provider's results under the contract's names")
+    readme = (PROJECT / "roles/course/README.md").read_text()
+    table = readme.split("Published facts", 1)[1].split("\n###", 1)[0]
+    documented = set(re.findall(r"^\| `(course_\w+)` \|", table, re.M))
+    assert "course_room" in publish["ansible.builtin.set_fact"]
+    assert set(publish["ansible.builtin.set_fact"]) - documented == set()
