@@ -353,12 +353,6 @@ def _multi_site_problems(course: dict[str, Any], course_name: str, profiles: dic
     problems = course_sites.site_problems(course["sites"], course.get("seats"))
     if problems:
         return problems
-    fills = [site["name"] for site in course["sites"] if site["seats"] == course_sites.FILL]
-    if fills:
-        # Spreading seats by measured free quota needs the sites' preflight before the seats are placed,
-        # which the playbooks do not do yet.
-        return [f"sites ({', '.join(fills)}): seats: fill is not supported yet; give each site its number of seats "
-                "(plan.yml shows each site's free quota in its preflight)."]
     seen: list[str] = []
     for site in course["sites"]:
         if site.get("error"):
@@ -408,7 +402,9 @@ def course_site_specs(course: dict[str, Any], counts: dict[str, int], placed: di
     where the site's record, key and clouds.yaml live). ``counts``: site -> seats; ``placed``: seat ->
     site from an earlier run, so that a seat keeps its site."""
     try:
-        seats = course_sites.assign_seats(course["seat_names"], counts, placed or {})
+        # Fill sites hold only the seats placed on them before until their share is known (course_site_fill).
+        partial = any(site["seats"] == course_sites.FILL for site in course["sites"])
+        seats = course_sites.assign_seats(course["seat_names"], counts, placed or {}, partial)
     except ValueError as error:
         raise AnsibleFilterError(str(error)) from error
     numbers = {name: index + 1 for index, name in enumerate(course["seat_names"])}

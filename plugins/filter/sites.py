@@ -49,6 +49,42 @@ def course_sites_estimate(estimates: list[dict[str, Any]], sites: list[str], bud
     return {"error": "; ".join(errors) or None, "budget": budget, "totals": {c: float(t) for c, t in totals.items()}, "lines": lines}
 
 
+def _sites_for_run(course: dict[str, Any], overrides: dict[str, int] | None) -> list[dict[str, Any]]:
+    """The course's sites with this run's seat counts (-e course_site_seats): a count given there
+    makes a fill site a fixed one for the run."""
+    overrides = overrides or {}
+    return [dict(site, seats=overrides.get(site["name"], site["seats"])) for site in course["sites"]]
+
+
+def course_site_counts(course: dict[str, Any], overrides: dict[str, int] | None = None,
+                       placed: dict[str, str] | None = None) -> dict[str, int]:
+    """Seats per site for this run, before the fill sites' share is known: fixed sites their seats
+    (or this run's count), fill sites the seats placed on them before (``placed``: seat -> site)."""
+    return course_sites.placed_counts(len(course["seat_names"]), _sites_for_run(course, overrides), placed)
+
+
+def course_site_fills(course: dict[str, Any], overrides: dict[str, int] | None = None,
+                      skipped: list[str] | None = None) -> list[str]:
+    """The sites that take seats: fill in this run (not given a count, not left out)."""
+    return [site["name"] for site in _sites_for_run(course, overrides)
+            if site["seats"] == course_sites.FILL and site["name"] not in (skipped or [])]
+
+
+def course_site_fill(course: dict[str, Any], specs: list[dict[str, Any]], rooms: dict[str, Any],
+                     overrides: dict[str, int] | None = None) -> dict[str, Any]:
+    """Seats per site once the fill sites' room is measured: ``specs`` the sites' courses as placed so
+    far (course_site_specs), ``rooms`` fill site -> how many more seats its free quota holds (its
+    preflight's course_room; None: no limit; a site left out or failed is not given, and takes no more).
+    Returns {counts, grown (the sites whose seats grow), error and fix ('' when they fit)}."""
+    current = {spec["site"]: len(spec["seat_names"]) for spec in specs}
+    try:
+        counts = course_sites.fill_counts(len(course["seat_names"]), _sites_for_run(course, overrides), dict(rooms), current)
+    except course_sites.FillError as error:
+        return {"counts": current, "grown": [], "error": error.detail + ".", "fix": error.fix[:1].upper() + error.fix[1:]}
+    return {"counts": counts, "grown": [name for name, count in counts.items() if count != current.get(name)],
+            "error": "", "fix": ""}
+
+
 def course_site_seats_problems(counts: Any, course: dict[str, Any]) -> list[str]:
     """What is wrong with -e course_site_seats (site -> seats, for this run), each saying what to do."""
     if not isinstance(counts, dict):
@@ -62,7 +98,12 @@ def course_site_seats_problems(counts: Any, course: dict[str, Any]) -> list[str]
                  if isinstance(seats, bool) or not isinstance(seats, int) or seats < 0]
     if not problems:
         merged = {site["name"]: counts.get(site["name"], site["seats"]) for site in course["sites"]}
-        if sum(merged.values()) != len(course["seat_names"]):
+        fixed = sum(seats for seats in merged.values() if seats != course_sites.FILL)
+        if course_sites.FILL in merged.values():
+            if fixed > len(course["seat_names"]):
+                problems.append(f"with it the sites given a count hold {fixed} seats, more than the course's "
+                                f"{len(course['seat_names'])}; lower their counts.")
+        elif fixed != len(course["seat_names"]):
             listed = ", ".join(f"{name} {seats}" for name, seats in merged.items())
             problems.append(f"with it the sites hold {sum(merged.values())} seats ({listed}) but the course has "
                             f"{len(course['seat_names'])}; give every site's count so that they add up.")
@@ -74,4 +115,6 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {"course_sites_merge": course_sites_merge, "course_site_placement": course_site_placement,
-                "course_sites_estimate": course_sites_estimate, "course_site_seats_problems": course_site_seats_problems}
+                "course_sites_estimate": course_sites_estimate, "course_site_seats_problems": course_site_seats_problems,
+                "course_site_counts": course_site_counts, "course_site_fills": course_site_fills,
+                "course_site_fill": course_site_fill}

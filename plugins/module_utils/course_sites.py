@@ -65,44 +65,78 @@ def site_problems(sites: Any, total: Any = None) -> list[str]:
     return problems
 
 
-def fill_counts(total: int, sites: list[dict[str, Any]], free: dict[str, int]) -> dict[str, int]:
-    """Seats per site: fixed sites keep theirs; ``fill`` sites share the rest in proportion to their
-    free seats (``free``: site name -> seats its free quota still holds), never beyond them.
+class FillError(ValueError):
+    """The fill sites cannot take the seats: ``detail`` says why, ``fix`` what to do."""
 
-    Raises ValueError, with what to do, when the fill sites together cannot hold what is left."""
+    def __init__(self, detail: str, fix: str) -> None:
+        super().__init__(f"{detail}: {fix}")
+        self.detail, self.fix = detail, fix
+
+
+def fill_counts(total: int, sites: list[dict[str, Any]], room: dict[str, int | None],
+                current: dict[str, int] | None = None) -> dict[str, int]:
+    """Seats per site: fixed sites keep theirs, ``fill`` sites keep the seats they hold already
+    (``current``: site -> seats placed there by an earlier run, so that no seat moves) and share the
+    seats still unplaced in proportion to their ``room`` (site -> how many more seats its free quota
+    holds, as its preflight measured; None when no limit applies), never beyond it.
+
+    Raises FillError, with what to do, when the fill sites together cannot hold what is left."""
     counts = {s["name"]: s["seats"] for s in sites if s["seats"] != FILL}
     fills = [s["name"] for s in sites if s["seats"] == FILL]
-    left = total - sum(counts.values())
-    if left < 0:
-        raise ValueError(f"The fixed sites hold {sum(counts.values())} seats, more than the course's {total}: "
-                         f"lower their seats or raise the course's seats.")
+    current = {name: int((current or {}).get(name, 0)) for name in fills}
+    left = total - sum(counts.values()) - sum(current.values())
+    if total - sum(counts.values()) < 0:
+        raise FillError(f"The fixed sites hold {sum(counts.values())} seats, more than the course's {total}",
+                        "lower their seats or raise the course's seats.")
     if not fills:
         return counts
-    room = {name: max(0, int(free.get(name, 0))) for name in fills}
-    if sum(room.values()) < left:
-        have = ", ".join(f"{name} {room[name]}" for name in fills)
-        raise ValueError(f"The fill sites have room for {sum(room.values())} more seats ({have}), but {left} are left to "
-                         f"place: add a site, ask the sites for more quota, or lower the course's seats.")
-    whole = sum(room.values())
-    # Largest remainder: each site's share of `left` by its room, rounded so that the shares add up.
-    shares = {name: (left * room[name] // whole if whole else 0) for name in fills}
-    order = sorted(fills, key=lambda n: (-(left * room[n] % whole if whole else 0), fills.index(n)))
-    spare = left - sum(shares.values())
-    while spare:
-        for name in order:
-            if spare and shares[name] < room[name]:
-                shares[name] += 1
-                spare -= 1
-    counts.update(shares)
+    if left < 0:
+        raise FillError(f"The fill sites hold {sum(current.values())} seats already, more than the "
+                        f"{total - sum(counts.values())} the fixed sites leave",
+                        "lower the fixed sites' seats or raise the course's seats.")
+    shares = dict.fromkeys(fills, 0)
+    if left:
+        # A site without a measure (skipped, failed) has no room; None measured: no limit applies.
+        space = {name: 0 if name not in room else left if room[name] is None else max(0, int(room[name])) for name in fills}
+        whole = sum(space.values())
+        if whole < left:
+            have = ", ".join(f"{name} {space[name]}" for name in fills)
+            raise FillError(f"The fill sites have room for {whole} more seats ({have}), but {left} are left to place",
+                            "add a site, ask the sites for more quota, or lower the course's seats.")
+        # Largest remainder: each site's share of `left` by its room, rounded so that the shares add up.
+        shares = {name: left * space[name] // whole for name in fills}
+        order = sorted(fills, key=lambda n: (-(left * space[n] % whole), fills.index(n)))
+        spare = left - sum(shares.values())
+        while spare:
+            for name in order:
+                if spare and shares[name] < space[name]:
+                    shares[name] += 1
+                    spare -= 1
+    counts.update({name: current[name] + shares[name] for name in fills})
     return counts
 
 
-def assign_seats(seat_names: list[str], counts: dict[str, int], placed: dict[str, str] | None = None) -> dict[str, list[str]]:
+def placed_counts(total: int, sites: list[dict[str, Any]], placed: dict[str, str] | None = None) -> dict[str, int]:
+    """Seats per site before the fill sites' room is measured: fixed sites their seats, ``fill`` sites
+    the seats an earlier run placed on them (``placed``: seat -> site), within what the fixed sites
+    leave. The course's other seats are on no site yet."""
+    counts = {s["name"]: s["seats"] for s in sites if s["seats"] != FILL}
+    left = max(0, total - sum(counts.values()))
+    held = list((placed or {}).values())
+    for name in (s["name"] for s in sites if s["seats"] == FILL):
+        counts[name] = min(held.count(name), left)
+        left -= counts[name]
+    return {s["name"]: counts[s["name"]] for s in sites}
+
+
+def assign_seats(seat_names: list[str], counts: dict[str, int], placed: dict[str, str] | None = None,
+                 partial: bool = False) -> dict[str, list[str]]:
     """The seats of each site, in course order. ``counts``: site -> seats, in the course file's order;
     ``placed``: seat -> site from an earlier run. A seat stays on its earlier site while that site
     wants it (the lowest-numbered first); the other seats go, in course order, to the sites that
-    still have room, in the order the sites are listed."""
-    if sum(counts.values()) != len(seat_names):
+    still have room, in the order the sites are listed. ``partial``: the sites may hold fewer seats
+    than the course names (fill sites before their share is known); the last seats are left over."""
+    if sum(counts.values()) > len(seat_names) or sum(counts.values()) < len(seat_names) and not partial:
         raise ValueError(f"The sites hold {sum(counts.values())} seats but the course names {len(seat_names)}.")
     placed = placed or {}
     sites: dict[str, list[str]] = {name: [] for name in counts}
@@ -156,11 +190,18 @@ def merge_results(results: list[dict[str, Any]], course: dict[str, Any], skipped
         merged["checks"].append({"name": f"{site}: the site answers", "ok": False, "detail": failure, "fix": hint})
         merged["leftovers"].append(f"{site}: not torn down or audited, its step failed: {failure}")
     placement = placement or {}
-    merged["shortfall"] += [{"name": name, "site": placement.get(name, ""),
-                             "reason": (f"site {placement[name]} is left out" if placement.get(name) else "its site is left out")
-                             + f" (-e course_skip_sites={','.join(skipped or [])})",
-                             "hint": "run again without course_skip_sites once the site is back"}
-                            for name in course["seat_names"] if name not in placed]
+    for name in course["seat_names"]:
+        if name in placed:
+            continue
+        if not placement.get(name) and not skipped:
+            # A seat that no fill site has taken yet: provision.yml shares such seats by the sites' room.
+            merged["shortfall"].append({"name": name, "site": "", "reason": "no site holds it yet (a fill site takes it when "
+                                        "provision.yml measures the sites' room)", "hint": "run provision.yml"})
+            continue
+        merged["shortfall"].append({"name": name, "site": placement.get(name, ""),
+                                    "reason": (f"site {placement[name]} is left out" if placement.get(name) else "its site is left out")
+                                    + f" (-e course_skip_sites={','.join(skipped or [])})",
+                                    "hint": "run again without course_skip_sites once the site is back"})
     merged["seats"].sort(key=lambda seat: order.get(seat["name"], len(order)))
     merged["shortfall"].sort(key=lambda seat: order.get(seat["name"], len(order)))
     merged["unrecorded"] = " ".join(unrecorded)

@@ -264,12 +264,36 @@ def test_sites_estimate_keeps_one_total_per_currency_and_adds_none_across_them()
     assert set(estimate) == {"totals", "budget", "error", "lines"}
 
 
-def test_a_fill_site_is_refused_until_seats_can_be_spread_by_measured_quota():
+def test_fill_sites_hold_their_placed_seats_until_their_room_shares_out_the_others():
     file = multi_site()
+    file["sites"][0]["seats"] = "fill"
     file["sites"][1]["seats"] = "fill"
-    assert problems(file) == [
-        "sites (ifca): seats: fill is not supported yet; give each site its number of seats "
-        "(plan.yml shows each site's free quota in its preflight)."]
+    assert problems(file) == []
+    spec = normalised(file)
+    placed = {SEATS[0]: "ifca"}
+    counts = sites.course_site_counts(spec, {}, placed)
+    assert counts == {"cesga": 0, "ifca": 1, "aws-eu": 3}
+    specs = course.course_site_specs(spec, counts, placed, "/out/madrid")
+    assert [(s["site"], s["seat_names"]) for s in specs] == [
+        ("cesga", []), ("ifca", [SEATS[0]]), ("aws-eu", SEATS[1:4])]
+    assert sites.course_site_fills(spec) == ["cesga", "ifca"]
+    assert sites.course_site_fills(spec, {"cesga": 1}, ["ifca"]) == []
+    # cesga measured room for 1 more, ifca for 5: the 3 seats no site holds go 1 and 2 by largest remainder.
+    fill = sites.course_site_fill(spec, specs, {"cesga": 1, "ifca": 5})
+    assert fill == {"counts": {"aws-eu": 3, "cesga": 1, "ifca": 3}, "grown": ["cesga", "ifca"], "error": "", "fix": ""}
+    after = course.course_site_specs(spec, fill["counts"], sites.course_site_placement(specs), "/out/madrid")
+    assert [(s["site"], s["seat_names"]) for s in after] == [
+        ("cesga", [SEATS[4]]), ("ifca", [SEATS[0], SEATS[5], SEATS[6]]), ("aws-eu", SEATS[1:4])]
+    assert after[1]["seat_numbers"] == {SEATS[0]: 1, SEATS[5]: 6, SEATS[6]: 7}
+    # Not enough room: nothing moves, and the error says what to do.
+    assert sites.course_site_fill(spec, specs, {"cesga": 1, "ifca": 1}) == {
+        "counts": {"cesga": 0, "ifca": 1, "aws-eu": 3}, "grown": [],
+        "error": "The fill sites have room for 2 more seats (cesga 1, ifca 1), but 3 are left to place.",
+        "fix": "Add a site, ask the sites for more quota, or lower the course's seats."}
+    # Counts for the run make a fill site a fixed one; with fill sites left, only the fixed ones must fit.
+    assert sites.course_site_seats_problems({"cesga": 2}, spec) == []
+    assert sites.course_site_seats_problems({"cesga": 5}, spec) == [
+        "with it the sites given a count hold 8 seats, more than the course's 7; lower their counts."]
 
 
 def test_seat_counts_given_for_a_run_must_name_sites_of_the_course_and_add_up():

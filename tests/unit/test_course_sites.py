@@ -67,6 +67,43 @@ def test_fill_refuses_when_the_sites_together_cannot_hold_the_class():
         course_sites.fill_counts(3, [site("a"), site("b")], {})
 
 
+def test_fill_sites_keep_the_seats_they_hold_and_share_only_the_unplaced_ones():
+    sites = [site("aws-eu", "aws", 3), site("cesga", seats="fill"), site("ifca", seats="fill")]
+    # cesga holds 2 already and has room for 1 more, ifca holds none: the 2 unplaced seats go 1 and 1 by room.
+    assert course_sites.fill_counts(7, sites, {"cesga": 1, "ifca": 1}, {"cesga": 2}) == {"aws-eu": 3, "cesga": 3, "ifca": 1}
+    # Everything placed: nothing to share, whatever the room.
+    assert course_sites.fill_counts(7, sites, {"cesga": 0, "ifca": 0}, {"cesga": 2, "ifca": 2}) == {
+        "aws-eu": 3, "cesga": 2, "ifca": 2}
+    # A site whose preflight found no limit (room None) can take what is left; a site not measured takes nothing.
+    assert course_sites.fill_counts(7, sites, {"cesga": None}) == {"aws-eu": 3, "cesga": 4, "ifca": 0}
+    with pytest.raises(course_sites.FillError) as refused:
+        course_sites.fill_counts(7, sites, {"cesga": 1}, {"cesga": 1})
+    assert (refused.value.detail, refused.value.fix) == (
+        "The fill sites have room for 1 more seats (cesga 1, ifca 0), but 3 are left to place",
+        "add a site, ask the sites for more quota, or lower the course's seats.")
+
+
+def test_before_the_room_is_measured_fill_sites_hold_the_seats_placed_on_them():
+    sites = [site("cesga", seats="fill"), site("aws-eu", "aws", 3), site("ifca", seats="fill")]
+    placed = {SEATS[0]: "cesga", SEATS[1]: "ifca", SEATS[2]: "ifca", SEATS[3]: "aws-eu"}
+    assert course_sites.placed_counts(7, sites, placed) == {"cesga": 1, "aws-eu": 3, "ifca": 2}
+    assert course_sites.placed_counts(7, sites) == {"cesga": 0, "aws-eu": 3, "ifca": 0}
+    # The fixed sites grew: the fill sites keep at most what the fixed ones leave.
+    assert course_sites.placed_counts(4, sites, placed) == {"cesga": 1, "aws-eu": 3, "ifca": 0}
+    # Placing them: the placed seats stay, aws-eu takes the first unplaced ones, the rest is on no site yet.
+    assert course_sites.assign_seats(SEATS, {"cesga": 1, "aws-eu": 3, "ifca": 2}, placed, partial=True) == {
+        "cesga": [SEATS[0]], "aws-eu": [SEATS[3], SEATS[4], SEATS[5]], "ifca": [SEATS[1], SEATS[2]]}
+    with pytest.raises(ValueError, match="The sites hold 6 seats but the course names 7"):
+        course_sites.assign_seats(SEATS, {"cesga": 1, "aws-eu": 3, "ifca": 2}, placed)
+
+
+def test_a_seat_that_no_fill_site_holds_yet_is_missing_until_provision_places_it():
+    merged = course_sites.merge_results([site_result("cesga", SEATS[0:2], SEATS[0:2])], {"seat_names": SEATS[0:3]},
+                                        [], {SEATS[0]: "cesga", SEATS[1]: "cesga"})
+    assert merged["shortfall"] == [{"name": SEATS[2], "site": "", "hint": "run provision.yml", "reason":
+                                    "no site holds it yet (a fill site takes it when provision.yml measures the sites' room)"}]
+
+
 def test_first_placement_follows_the_order_of_the_sites():
     placed = course_sites.assign_seats(SEATS, {"cesga": 2, "ifca": 2, "aws-eu": 3})
     assert placed == {"cesga": SEATS[0:2], "ifca": SEATS[2:4], "aws-eu": SEATS[4:7]}
