@@ -213,3 +213,65 @@ def test_seats_of_a_site_that_is_down_move_to_another_site_for_the_run(
     assert [servers[name]["metadata"]["Seat"] for name in SEATS[:4]] == ["1", "2", "3", "4"]
     assert sheet_sites(output) == dict(zip(SEATS, ["iisas"] * 4 + ["aws-ireland"] * 3, strict=True))
     assert not second.double.cloud.servers
+
+
+def fill_course(first: OpenStackSite, second: OpenStackSite, seats: int) -> dict[str, Any]:
+    """Two FedCloud sites that share the class by their free quota (seats: fill)."""
+    course = multisite_course(first, second, "")
+    course.update(seats=seats, sites=[dict(site, seats="fill") for site in course["sites"][:2]])
+    return course
+
+
+def test_fill_spreads_the_seats_by_free_quota_keeps_them_there_and_refuses_a_class_the_sites_cannot_hold(
+        openstack_site: OpenStackSite, second_site: OpenStackSite, run_playbook: Runner,
+        course_catalogue: Callable[..., list[str]], tmp_path: Path) -> None:
+    """Both sites take seats: fill. With a decoy on each, iisas has room for 4 more machines of the course's flavour
+    (instances, cores, RAM and floating IPs all allow 4) and cesnet for 2 (instances): 7 seats are refused before
+    anything is created, naming each site's room; 5 seats go 3 and 2 (largest remainder), each site checked and
+    priced with its share; a re-run changes nothing; a sixth seat goes where room is left, and no seat placed before
+    moves; teardown (which places the seats from sites.json) removes them all and leaves the decoys."""
+    first, second = openstack_site, second_site
+    with first.cloud.lock:
+        first.cloud.quotas.update(instances=5, cores=30, ram=5 * 12288, floatingip=5)
+    with second.cloud.lock:
+        second.cloud.quotas["instances"] = 3
+    decoys = seed_decoy(first), seed_decoy(second)
+    env = first.env(EGI_ACCESS_TOKEN="egi-access-token")
+    output = tmp_path / "output" / COURSE
+
+    too_many = run_playbook("provision.yml", *course_catalogue(COURSE, fill_course(first, second, 7)), env=env)
+    assert too_many.returncode != 0
+    assert ("seats: fill: The fill sites have room for 6 more seats (iisas 4, cesnet 2), but 7 are left to place. "
+            "Fix: Add a site, ask the sites for more quota, or lower the course's seats.") in too_many.stdout, too_many.stdout[-4000:]
+    assert not course_servers(first, COURSE) and not course_servers(second, COURSE)
+    assert not (output / "sites.json").exists()
+
+    args = course_catalogue(COURSE, fill_course(first, second, 5))
+    made = run_playbook("provision.yml", *args, env=env)
+    assert made.returncode == 0, made.stdout[-5000:]
+    # The plan priced and checked each site with its share: checked again once the share was known.
+    assert "Site iisas: 3 seats" in made.stdout and "Site cesnet: 2 seats" in made.stdout, made.stdout[-5000:]
+    assert "cesnet: OpenStack quota: instances: the course needs 2 more (2 seats to create" in made.stdout
+    assert sorted(course_servers(first, COURSE)) == SEATS[:3]
+    assert sorted(course_servers(second, COURSE)) == SEATS[3:5]
+    assert [s["metadata"]["Seat"] for _, s in sorted(course_servers(second, COURSE).items())] == ["4", "5"]
+    assert sheet_sites(output) == dict(zip(SEATS[:5], ["iisas"] * 3 + ["cesnet"] * 2, strict=True))
+    assert json.loads((output / "sites.json").read_text()) == sheet_sites(output)
+
+    again = run_playbook("provision.yml", *args, env=env)
+    assert again.returncode == 0, again.stdout[-5000:]
+    assert changed(again.stdout) == 0, recaps(again.stdout)
+
+    before = {name: s["id"] for site in (first, second) for name, s in course_servers(site, COURSE).items()}
+    grown = run_playbook("provision.yml", *course_catalogue(COURSE, fill_course(first, second, 6)), env=env)
+    assert grown.returncode == 0, grown.stdout[-5000:]
+    assert sorted(course_servers(first, COURSE)) == SEATS[:3] + [SEATS[5]]
+    assert sorted(course_servers(second, COURSE)) == SEATS[3:5]
+    after = {name: s["id"] for site in (first, second) for name, s in course_servers(site, COURSE).items()}
+    assert {name: after[name] for name in before} == before
+
+    down = run_playbook("teardown.yml", *args, "-e", f"confirm_teardown={COURSE}", env=env)
+    assert down.returncode == 0, down.stdout[-5000:]
+    assert not course_servers(first, COURSE) and not course_servers(second, COURSE)
+    for site, decoy in zip((first, second), decoys, strict=True):
+        assert site.cloud.servers[decoy]["status"] == "ACTIVE"
