@@ -273,15 +273,21 @@ def allocate_elastic_ip(ec2: Any, course: str = "") -> None:
     ec2.allocate_address(Domain="vpc", TagSpecifications=tags)
 
 
+def another_and_the_course_instance() -> tuple[Any, str]:
+    """In a moto region: one instance of somebody else and one of course c; the EC2 client and the image."""
+    ec2 = boto3.client("ec2", region_name="eu-west-1")
+    image_id = ec2.describe_images(Filters=[{"Name": "name", "Values": [MOTO_IMAGE]}])["Images"][0]["ImageId"]
+    launch(ec2, image_id)
+    launch(ec2, image_id, course="c")
+    return ec2, image_id
+
+
 def test_room_under_moto_is_measured_on_max_instances_and_elastic_ips(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process moto stand-in for AWS, which answers no Service Quotas: the max-instances attribute (20) and the
     Elastic IP limit (5) are what limit. The course's own instance and Elastic IP are not counted twice."""
     moto = moto_account(monkeypatch)
     with moto.mock_aws():
-        ec2 = boto3.client("ec2", region_name="eu-west-1")
-        image_id = ec2.describe_images(Filters=[{"Name": "name", "Values": [MOTO_IMAGE]}])["Images"][0]["ImageId"]
-        launch(ec2, image_id)
-        launch(ec2, image_id, course="c")
+        ec2, image_id = another_and_the_course_instance()
         no_ips = preflight.run_checks(params(driver_branch="470", image_id=image_id))
         allocate_elastic_ip(ec2)
         allocate_elastic_ip(ec2, course="c")
@@ -324,10 +330,7 @@ def test_room_on_the_vcpu_quota_is_floored_to_whole_seats(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(preflight, "instances", described)
     with moto.mock_aws():
-        ec2 = boto3.client("ec2", region_name="eu-west-1")
-        image_id = ec2.describe_images(Filters=[{"Name": "name", "Values": [MOTO_IMAGE]}])["Images"][0]["ImageId"]
-        launch(ec2, image_id)
-        launch(ec2, image_id, course="c")
+        _ec2, image_id = another_and_the_course_instance()
         result = preflight.run_checks(params(driver_branch="470", image_id=image_id))
         short = preflight.run_checks(params(driver_branch="470", image_id=image_id, seats=4))
     assert asked == ["L-DB2E81BA", "L-DB2E81BA"]
