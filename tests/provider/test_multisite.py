@@ -206,6 +206,13 @@ def test_seats_of_a_site_that_is_down_move_to_another_site_for_the_run(
             "give every site's count so that they add up.") in wrong.stdout, wrong.stdout[-3000:]
     assert not course_servers(first, COURSE) and not course_instances(COURSE)
 
+    # Every site left out: nothing is made, every seat is named missing with its site, and the lock is released.
+    nowhere = run_playbook("provision.yml", *args[:-1], "course_skip_sites=cesnet,iisas,aws-ireland", env=env)
+    assert nowhere.returncode != 0
+    assert re.search(r"7 of 7 seats are missing: multi-training-01: site iisas is left out", nowhere.stdout), nowhere.stdout[-3000:]
+    assert not course_servers(first, COURSE) and not course_instances(COURSE)
+    assert not (output / "run.lock").exists()
+
     moved = run_playbook("provision.yml", *args, "-e", json.dumps({"course_site_seats": {"cesnet": 0, "iisas": 4}}), env=env)
     assert moved.returncode == 0, moved.stdout[-4000:]
     servers = course_servers(first, COURSE)
