@@ -57,11 +57,14 @@ def site_problems(sites: Any, total: Any = None) -> list[str]:
     fills = [s for s in sites if isinstance(s, dict) and s.get("seats") == FILL]
     if fills and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
         problems.append("sites: a site with seats: fill shares the course's seats, so give the course's seats: (the whole class).")
-    if not problems and not fills and isinstance(total, int) and not isinstance(total, bool):
-        listed = sum(s["seats"] for s in sites)
-        if listed != total:
+    if not problems and isinstance(total, int) and not isinstance(total, bool):
+        listed = sum(s["seats"] for s in sites if s["seats"] != FILL)
+        if not fills and listed != total:
             problems.append(f"sites: the sites hold {listed} seats but the course has seats: {total}; make them agree, or "
                             f"let a site take seats: fill.")
+        elif fills and listed > total:
+            problems.append(f"sites: the sites with a number hold {listed} seats, more than the course's seats: {total}, "
+                            f"which the fill sites share with them; lower their seats or raise the course's.")
     return problems
 
 

@@ -46,6 +46,10 @@ def test_sites_and_course_seats_must_agree_and_fill_needs_the_class_size():
         "sites: the sites hold 4 seats but the course has seats: 5; make them agree, or let a site take seats: fill."]
     assert course_sites.site_problems([site("a"), site("b", seats="fill")]) == [
         "sites: a site with seats: fill shares the course's seats, so give the course's seats: (the whole class)."]
+    assert course_sites.site_problems([site("a", seats=5), site("b", seats="fill")], 4) == [
+        "sites: the sites with a number hold 5 seats, more than the course's seats: 4, which the fill sites share with "
+        "them; lower their seats or raise the course's."]
+    assert course_sites.site_problems([site("a", seats=4), site("b", seats="fill")], 4) == []
 
 
 def test_fill_shares_the_rest_by_free_quota_and_fixed_sites_keep_theirs():
