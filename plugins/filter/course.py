@@ -18,6 +18,7 @@ import glob
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from typing import Any, Union
 
 import yaml
@@ -378,18 +379,19 @@ def _site_course(course: dict[str, Any], site: dict[str, Any]) -> dict[str, Any]
     return own
 
 
-def _normalise_sites(course: dict[str, Any], course_name: str, spec: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
+def _normalise_sites(course: dict[str, Any], course_name: str, spec: dict[str, Any],
+                     validator: ArgumentSpecValidator) -> list[dict[str, Any]]:
     """Each site with its single-site course (``course``, with the whole course's seats until
     course_site_specs places them) or the ``error`` of its section."""
     sites = []
     for site in course["sites"]:
         entry = dict(site)
-        result = ArgumentSpecValidator(spec).validate(_site_course(course, site))
+        result = validator.validate(_site_course(course, site))
         if result.error_messages:
             entry["error"] = "; ".join(UNKNOWN_FIELD_RE.sub(r"unknown field \1 (a typo?); the fields are \2", message)
                                        for message in result.error_messages)
         else:
-            entry["course"] = course_normalise(result.validated_parameters, course_name, spec)
+            entry["course"] = _normalise(result.validated_parameters, course_name, spec, validator)
             entry["course"]["site"] = site["name"]
         sites.append(entry)
     return sites
@@ -425,9 +427,28 @@ def derived_seat_names(prefix: str, seats: int) -> list[str]:
     return [f"{prefix}-{i:0{width}d}" for i in range(1, seats + 1)]
 
 
+def _plain(value: Any) -> Any:
+    """Template values as plain dicts, lists and strings: the argument spec validator deep-copies
+    its spec and parameters, which costs a fifth of a second per call on Ansible's lazy, tagged
+    containers and a millisecond on plain ones."""
+    if isinstance(value, Mapping):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
 def course_normalise(course: dict[str, Any], course_name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Apply the argument spec's defaults and derive names, so every consumer sees one shape."""
-    result = ArgumentSpecValidator(spec).validate(course)
+    spec = _plain(spec)
+    return _normalise(_plain(course), course_name, spec, ArgumentSpecValidator(spec))
+
+
+def _normalise(course: dict[str, Any], course_name: str, spec: dict[str, Any],
+               validator: ArgumentSpecValidator) -> dict[str, Any]:
+    result = validator.validate(course)
     if result.error_messages:
         raise AnsibleFilterError("course file is invalid: " + "; ".join(result.error_messages))
     normalised = dict(result.validated_parameters)
@@ -439,7 +460,7 @@ def course_normalise(course: dict[str, Any], course_name: str, spec: dict[str, A
     normalised.update(name=course_name, name_prefix=prefix, seat_names=names, schedule=schedule)
     if normalised.get("sites"):
         # Sites are checked by course_problems; only a valid list gets each site's course.
-        normalised["sites"] = (_normalise_sites(normalised, course_name, spec, names)
+        normalised["sites"] = (_normalise_sites(normalised, course_name, spec, validator)
                                if not course_sites.site_problems(normalised["sites"], normalised["seats"]) else normalised["sites"])
     else:
         normalised["sites"] = []
