@@ -109,7 +109,7 @@ def machine_id_size(container: str) -> int:
 
 
 def builder_connection(container: str) -> dict[str, str]:
-    return {"ansible_connection": "containers.podman.podman", "ansible_host": container}
+    return {"ansible_connection": "i2pc.scipion_cloud.podman", "ansible_host": container}
 
 
 def extra_vars(**values: Any) -> list[str]:

@@ -48,7 +48,7 @@ def install_python_standin(machine: str, version: str) -> str:
 def configure(run_playbook, tmp_path: Path, machine: str, *extra: str, **host_vars: str):
     inventory = tmp_path / "inventory.json"
     inventory.write_text(json.dumps({"old_python": {"hosts": {machine: {
-        "ansible_connection": "containers.podman.podman", "ansible_host": machine, **host_vars}}}}))
+        "ansible_connection": "i2pc.scipion_cloud.podman", "ansible_host": machine, **host_vars}}}}))
     # No image role: the record alone shows which ansible-core ran configure_roles.yml on the machine.
     return run_playbook("configure.yml", "-i", str(inventory), "-e", "profile=scipion-3", "-e", "configure_hosts=old_python",
                         "-e", '{"configure_roles": []}', "-e", '{"profile_vars": {"gpu": false}}', *extra)

@@ -213,7 +213,7 @@ def test_seat_list_ports_labels_and_inventory(local_course: LocalCourse) -> None
         assert info["Config"]["Hostname"] == name
         assert info["ImageName"] == BASE_IMAGE
         assert podman("exec", name, "cat", "/proc/1/comm").stdout.strip() == "systemd"
-        assert report["inventory"][name]["connection"] == "containers.podman.podman"
+        assert report["inventory"][name]["connection"] == "i2pc.scipion_cloud.podman"
         assert report["inventory"][name]["ansible_host"] == name
         assert report["inventory"][name]["hostname"] == name
     assert sorted(report["inventory"]) == [s["name"] for s in seats]

@@ -178,7 +178,7 @@ def test_openstack_course_lifecycle(openstack_site: OpenStackSite, run_playbook:
         where = json.dumps(machines)
         configured = run_playbook(
             "configure.yml", *grown_args, "-e", '{"configure_roles": []}', "-e", json.dumps({
-                "ansible_connection": "{{ 'containers.podman.podman' if inventory_hostname != 'localhost' else 'local' }}",
+                "ansible_connection": "{{ 'i2pc.scipion_cloud.podman' if inventory_hostname != 'localhost' else 'local' }}",
                 "ansible_host": f"{{{{ {where}[inventory_hostname] | default('localhost') }}}}",
                 # The containers have no ubuntu account (an Ubuntu image would); local connections ignore it.
                 "ansible_user": "root"}), env=env)
