@@ -165,7 +165,9 @@ molecule: setup
 	failed=""
 	for s in $(SCENARIOS); do
 	  echo "=== molecule scenario $$s"
+	  t0=$$(date +%s)
 	  molecule test -s $$s || failed="$$failed $$s"
+	  echo "=== molecule scenario $$s: $$(( $$(date +%s) - t0 )) s"
 	done
 	if [ -n "$$failed" ]; then echo "molecule: failed:$$failed"; exit 1; fi
 	echo "molecule: $(words $(SCENARIOS)) scenarios passed"
