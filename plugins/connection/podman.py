@@ -12,6 +12,7 @@ description:
     the folder); with it, one C(podman exec --interactive) that hands the module to Python on standard input.
   - C(containers.podman.podman) turned pipelining off because C(podman exec) without C(--interactive) drops
     standard input. This connection passes C(--interactive) whenever there is input.
+  - A container that is gone or not running makes the host unreachable (podman's own errors), as SSH does.
   - Used for the seats of local courses, image builders on podman and the test containers.
 author: I2PC scipion_cloud maintainers (@I2PC)
 options:
@@ -58,9 +59,12 @@ options:
 
 import shlex
 
+from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.connection import ConnectionBase, ensure_connect
 from ansible_collections.containers.podman.plugins.connection.podman import Connection as PodmanConnection
+
+PODMAN_FAILED = (125, 255)
 
 
 class Connection(PodmanConnection):
@@ -77,4 +81,9 @@ class Connection(PodmanConnection):
             exec_args.append("--interactive")
         if self.user:
             exec_args.extend(("--user", self.user))
-        return self._podman(exec_args, shlex.split(to_native(cmd, errors="surrogate_or_strict")), in_data)
+        rc, stdout, stderr = self._podman(exec_args, shlex.split(to_native(cmd, errors="surrogate_or_strict")), in_data)
+        # podman's own failures (no such container: 125; a container that is not running: 255)
+        # mean the machine is gone, as SSH's 255 does: unreachable, not a failed task.
+        if rc in PODMAN_FAILED and stderr.startswith(b"Error: "):
+            raise AnsibleConnectionFailure(f"podman exec in {self._container_id}: {to_native(stderr).strip()}")
+        return rc, stdout, stderr

@@ -17,11 +17,15 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[2]
 
 # Records each call (argv and standard input) as a JSON line; `mount` answers a folder with a file.
+# An exec in the container "gone" fails as podman does when there is no such container.
 PODMAN_STANDIN = """#!/usr/bin/env python3
 import json, os, sys
 here = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(here, "calls.jsonl"), "a") as log:
     log.write(json.dumps({"argv": sys.argv[1:], "stdin": sys.stdin.read()}) + "\\n")
+if "gone" in sys.argv:
+    sys.stderr.write('Error: no container with name or ID "gone" found: no such container\\n')
+    sys.exit(125)
 print(os.path.join(here, "rootfs") if sys.argv[1] == "mount" else "ran")
 """
 
@@ -38,8 +42,13 @@ context.remote_addr = host_vars["ansible_host"]
 context.remote_user = host_vars.get("ansible_user")
 conn = connection_loader.get("i2pc.scipion_cloud.podman", context, None)
 conn.set_options(var_options=host_vars)
-rc, out, _ = conn.exec_command(cmd, in_data=in_data.encode() if in_data else None)
-print(json.dumps({"pipelining": conn.is_pipelining_enabled(), "rc": rc, "out": out.decode().strip()}))
+from ansible.errors import AnsibleConnectionFailure
+try:
+    rc, out, _ = conn.exec_command(cmd, in_data=in_data.encode() if in_data else None)
+except AnsibleConnectionFailure as error:
+    print(json.dumps({"unreachable": str(error)}))
+else:
+    print(json.dumps({"pipelining": conn.is_pipelining_enabled(), "rc": rc, "out": out.decode().strip()}))
 """
 
 
@@ -79,3 +88,8 @@ def test_a_command_without_input_runs_without_interactive_and_as_the_remote_user
 def test_pipelining_can_be_turned_off_per_host(podman: Path):
     answer, _ = run(podman, "true", ansible_pipelining=False)
     assert answer["pipelining"] is False
+
+
+def test_a_container_that_is_gone_makes_the_host_unreachable_not_the_task_failed(podman: Path):
+    answer, _ = run(podman, "/bin/sh -c '/usr/bin/python3 && sleep 0'", "print('module')", ansible_host="gone")
+    assert answer == {"unreachable": 'podman exec in gone: Error: no container with name or ID "gone" found: no such container'}
