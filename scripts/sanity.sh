@@ -58,7 +58,6 @@ done
 cd "$collection"
 # Targets: what ships as plugins, plus the metadata and changelog that describe them. The
 # repository's other Python (tests, scripts, machine-side files) is checked by ruff and by
-# scripts/check-target-python.py. pylint is left out: it alone takes over two minutes, more
-# than the rest of make lint, and ruff already checks the same defects on all Python.
+# scripts/check-target-python.py. Every sanity test runs, pylint (about two minutes) included.
 env -u ANSIBLE_CONFIG HOME="$SANITY_HOME" \
-  ansible-test sanity --local --python "$python_version" --color no --skip-test pylint "$@" plugins/ meta/ changelogs/
+  ansible-test sanity --local --python "$python_version" --color no "$@" plugins/ meta/ changelogs/
