@@ -379,8 +379,7 @@ def _site_course(course: dict[str, Any], site: dict[str, Any]) -> dict[str, Any]
     return own
 
 
-def _normalise_sites(course: dict[str, Any], course_name: str, spec: dict[str, Any],
-                     validator: ArgumentSpecValidator) -> list[dict[str, Any]]:
+def _normalise_sites(course: dict[str, Any], course_name: str, validator: ArgumentSpecValidator) -> list[dict[str, Any]]:
     """Each site with its single-site course (``course``, with the whole course's seats until
     course_site_specs places them) or the ``error`` of its section."""
     sites = []
@@ -391,7 +390,7 @@ def _normalise_sites(course: dict[str, Any], course_name: str, spec: dict[str, A
             entry["error"] = "; ".join(UNKNOWN_FIELD_RE.sub(r"unknown field \1 (a typo?); the fields are \2", message)
                                        for message in result.error_messages)
         else:
-            entry["course"] = _normalise(result.validated_parameters, course_name, spec, validator)
+            entry["course"] = _normalise(result.validated_parameters, course_name, validator)
             entry["course"]["site"] = site["name"]
         sites.append(entry)
     return sites
@@ -442,12 +441,10 @@ def _plain(value: Any) -> Any:
 
 def course_normalise(course: dict[str, Any], course_name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Apply the argument spec's defaults and derive names, so every consumer sees one shape."""
-    spec = _plain(spec)
-    return _normalise(_plain(course), course_name, spec, ArgumentSpecValidator(spec))
+    return _normalise(_plain(course), course_name, ArgumentSpecValidator(_plain(spec)))
 
 
-def _normalise(course: dict[str, Any], course_name: str, spec: dict[str, Any],
-               validator: ArgumentSpecValidator) -> dict[str, Any]:
+def _normalise(course: dict[str, Any], course_name: str, validator: ArgumentSpecValidator) -> dict[str, Any]:
     result = validator.validate(course)
     if result.error_messages:
         raise AnsibleFilterError("course file is invalid: " + "; ".join(result.error_messages))
@@ -460,7 +457,7 @@ def _normalise(course: dict[str, Any], course_name: str, spec: dict[str, Any],
     normalised.update(name=course_name, name_prefix=prefix, seat_names=names, schedule=schedule)
     if normalised.get("sites"):
         # Sites are checked by course_problems; only a valid list gets each site's course.
-        normalised["sites"] = (_normalise_sites(normalised, course_name, spec, validator)
+        normalised["sites"] = (_normalise_sites(normalised, course_name, validator)
                                if not course_sites.site_problems(normalised["sites"], normalised["seats"]) else normalised["sites"])
     else:
         normalised["sites"] = []
