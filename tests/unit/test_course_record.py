@@ -1,9 +1,11 @@
-"""The course's record of what it created (module_utils/course_record.py, modules/course_resources.py)."""
+"""The course's record of what it created (module_utils/course_record.py, modules/course_resources.py, lookup/course_record.py)."""
 
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -138,3 +140,38 @@ def test_resources_module_refuses_only_a_course_without_any_record(tmp_path: Pat
     assert "s-1 (c-01), s-2 (c-02)" in without["refusal"]
     adopted = sort(tmp_path, exists=False, adopt="all")
     assert adopted["refusal"] == "" and [i["id"] for i in adopted["adopted"]] == ["s-1", "s-2"]
+
+
+def read_with_lookup(path: Path, course: str = "madrid") -> subprocess.CompletedProcess:
+    """lookup('i2pc.scipion_cloud.course_record') in a real ansible run on the controller."""
+    expression = (f"{{{{ lookup('i2pc.scipion_cloud.course_record', '{path}', course='{course}', provider='aws', "
+                  "scope='eu-west-1') }}")
+    return subprocess.run([str(Path(sys.executable).parent / "ansible"), "localhost", "-m", "ansible.builtin.debug",
+                           "-a", f"msg={expression}"],
+                          cwd=PROJECT, capture_output=True, text=True, check=False,
+                          env={**os.environ, "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")})
+
+
+def message(run: subprocess.CompletedProcess) -> dict:
+    """The debug message of a one-line ad-hoc result: localhost | SUCCESS => {...}."""
+    return json.loads(run.stdout.split("=> ", 1)[1])["msg"]
+
+
+def test_lookup_reads_the_record_and_the_entry_of_its_scope_as_the_module_does(tmp_path: Path) -> None:
+    path = tmp_path / "resources.json"
+    missing = read_with_lookup(path)
+    assert missing.returncode == 0, missing.stdout + missing.stderr
+    assert message(missing) == {
+        "exists": False, "record": {"version": 1, "course": "madrid"}, "entry": {}}
+    add(path, instances=["i-1"])
+    rec.update_record(str(path), "madrid", "aws", "us-east-1", lambda entry: rec.apply_change(entry, add={"instances": ["i-2"]}))
+    found = read_with_lookup(path)
+    assert message(found) == {"exists": True, "record": rec.read_record(str(path), "madrid"), "entry": {"instances": ["i-1"]}}
+
+
+def test_lookup_refuses_another_courses_record_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "resources.json"
+    add(path, instances=["i-1"])
+    refused = read_with_lookup(path, course="other")
+    assert refused.returncode != 0
+    assert "is the record of course 'madrid', not of 'other'" in refused.stdout + refused.stderr
