@@ -91,7 +91,7 @@ test:
 
 # Two streams side by side, balanced by measured time: the API side runs the provider tests
 # (Python on the controller), the container side lint and unit, every molecule scenario, the demo
-# end to end, then the image bakes' provider tests (PROVIDER_TESTS_ON_CONTAINERS). Lines are
+# end to end, then the AWS image bake's provider tests (PROVIDER_TESTS_ON_CONTAINERS). Lines are
 # prefixed by stream; each step's whole output is in output/checks/<step>.log.
 ALL_SCENARIOS := $(filter-out default,$(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))))
 
@@ -156,9 +156,9 @@ unit: setup
 # on one worker, as several share a module fixture and run in order); the default is one.
 PROVIDER_WORKERS ?= 1
 PROVIDER_TESTS ?= tests/provider
-# The image bakes' provider tests run on the container side of make test, after e2e, so that
+# The AWS image bake's provider tests run on the container side of make test, after e2e, so that
 # both sides take about as long.
-PROVIDER_TESTS_ON_CONTAINERS := tests/provider/test_image_aws.py tests/provider/test_image_openstack.py
+PROVIDER_TESTS_ON_CONTAINERS := tests/provider/test_image_aws.py
 provider: setup
 	pytest -q --durations=30 $(if $(filter-out 1,$(PROVIDER_WORKERS)),-n $(PROVIDER_WORKERS) --dist loadfile) $(PROVIDER_TESTS) $(PYTEST_ARGS)
 
