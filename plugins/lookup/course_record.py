@@ -18,19 +18,8 @@ options:
     description: The record file.
     type: path
     required: true
-  course:
-    description: The course's name; the record must be this course's.
-    type: str
-    required: true
-  provider:
-    description: The provider section of the record.
-    type: str
-    required: true
-    choices: [aws, openstack, local]
-  scope:
-    description: The scope within the provider (an AWS region, an OpenStack site or cloud name).
-    type: str
-    required: true
+extends_documentation_fragment:
+  - i2pc.scipion_cloud.course_record
 """
 
 EXAMPLES = r"""
@@ -76,5 +65,5 @@ class LookupModule(LookupBase):
         except (rec.RecordError, OSError) as error:
             raise AnsibleLookupError(str(error)) from None
         record = before if before is not None else rec.empty_record(course)
-        entry = record.get(self.get_option("provider"), {}).get(self.get_option("scope"), {})
+        entry = rec.entry_of(record, self.get_option("provider"), self.get_option("scope"))
         return [{"exists": before is not None, "record": record, "entry": entry}]

@@ -57,6 +57,11 @@ def parse_record(text: str, path: str, course: str) -> dict[str, Any]:
     return record
 
 
+def entry_of(record: dict[str, Any], provider: str, scope: str) -> dict[str, Any]:
+    """The record's entry of one provider and scope (empty when there is none)."""
+    return record.get(provider, {}).get(scope, {})
+
+
 def read_record(path: str, course: str) -> dict[str, Any] | None:
     """The record, or None when the file does not exist."""
     if not os.path.exists(path):

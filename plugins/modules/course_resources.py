@@ -24,19 +24,6 @@ options:
     description: The record file.
     type: path
     required: true
-  course:
-    description: The course's name; the record must be this course's.
-    type: str
-    required: true
-  provider:
-    description: The provider section of the record.
-    type: str
-    required: true
-    choices: [aws, openstack, local]
-  scope:
-    description: The scope within the provider (an AWS region, an OpenStack site or cloud name).
-    type: str
-    required: true
   add:
     description: "Ids to add to lists of the scope, for example C({instances: [i-0123456789abcdef0]})."
     type: dict
@@ -78,6 +65,8 @@ options:
     description: Where O(found) was looked for, in messages (for example C(cloud fedcloud)).
     type: str
     default: ""
+extends_documentation_fragment:
+  - i2pc.scipion_cloud.course_record
 author:
   - I2PC scipion_cloud maintainers (@I2PC)
 """
@@ -202,7 +191,7 @@ def main() -> None:
         add = {k: list(v or []) for k, v in params["add"].items()}
         remove = {k: list(v or []) for k, v in params["remove"].items()}
         if params["found"] is not None:
-            entry = (before or {}).get(params["provider"], {}).get(params["scope"], {})
+            entry = rec.entry_of(before or {}, params["provider"], params["scope"])
             split = sort_found(params, entry, exists, path)
             if split["refusal"] and params["refuse_unrecorded"]:
                 module.fail_json(msg=split["refusal"], exists=exists, foreign=split["foreign"])
@@ -222,7 +211,7 @@ def main() -> None:
             record = before or rec.empty_record(params["course"])
     except (rec.RecordError, OSError) as error:
         module.fail_json(msg=str(error))
-    result.update(record=record, entry=record.get(params["provider"], {}).get(params["scope"], {}))
+    result.update(record=record, entry=rec.entry_of(record, params["provider"], params["scope"]))
     module.exit_json(**result)
 
 
