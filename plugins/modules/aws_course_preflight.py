@@ -245,10 +245,10 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import course_record as rec
 from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import gpu_support as gpus
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils.aws_client import client
 
 try:
     import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError, ProfileNotFound
 except ImportError:  # pragma: no cover - reported by the module
     boto3 = None
@@ -869,16 +869,8 @@ def online_report(session: Any, params: dict[str, Any], first: dict[str, Any]) -
                   least_room(capacity_room, elastic_ip_room))
 
 
-# A busy account gets RequestLimitExceeded: more tries than botocore's standard 3 before a check gives up.
-MAX_ATTEMPTS = 10
 THROTTLING_CODES = {"RequestLimitExceeded", "Throttling", "ThrottlingException"}
 THROTTLED_FIX = "AWS is limiting this account's request rate: run again in a few minutes."
-
-
-def client(session: Any, service: str, region: str) -> Any:
-    """A client of the session whose calls are retried with backoff (throttling, 5xx) up to MAX_ATTEMPTS times."""
-    return session.client(service, region_name=region,
-                          config=Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}))
 
 
 def aws_error(exc: Exception) -> str:

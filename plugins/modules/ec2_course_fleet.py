@@ -395,6 +395,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.i2pc.scipion_cloud.plugins.module_utils import course_record as rec
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils.aws_client import tag_dict
 from ansible_collections.i2pc.scipion_cloud.plugins.module_utils.course_names import MANAGED_BY
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
@@ -420,10 +421,6 @@ RUN_AGAIN = "run again: only the missing seats are launched"
 
 class FleetError(Exception):
     """A failure with a message for the operator."""
-
-
-def tag_dict(instance: dict[str, Any]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
 
 
 def retry_decorator(extra_codes: list[str] | None = None) -> Callable:

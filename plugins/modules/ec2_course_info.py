@@ -122,31 +122,25 @@ course_security_groups:
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.i2pc.scipion_cloud.plugins.module_utils.aws_client import client, tag_dict
 
 try:
     import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:  # pragma: no cover - reported by the module
     boto3 = None
 
-# A busy account gets RequestLimitExceeded: more tries than botocore's standard 3.
-MAX_ATTEMPTS = 10
 EXISTING_STATES = ["pending", "running", "stopping", "stopped"]
-
-
-def tags_of(resource: dict[str, Any]) -> dict[str, str]:
-    return {tag["Key"]: tag["Value"] for tag in resource.get("Tags", [])}
 
 
 def image_fields(image: dict[str, Any]) -> dict[str, Any]:
     return {"image_id": image["ImageId"], "name": image.get("Name", ""), "creation_date": image.get("CreationDate", ""),
-            "tags": tags_of(image)}
+            "tags": tag_dict(image)}
 
 
 def group_fields(group: dict[str, Any]) -> dict[str, Any]:
     return {"group_id": group["GroupId"], "group_name": group["GroupName"], "vpc_id": group.get("VpcId", ""),
-            "tags": tags_of(group)}
+            "tags": tag_dict(group)}
 
 
 def images(ec2: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -174,7 +168,7 @@ def key_pairs(ec2: Any, names: list[str]) -> list[dict[str, Any]]:
     if not names:
         return []
     found = ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": names}])["KeyPairs"]
-    return [{"key_name": key["KeyName"], "key_pair_id": key.get("KeyPairId", ""), "tags": tags_of(key)} for key in found]
+    return [{"key_name": key["KeyName"], "key_pair_id": key.get("KeyPairId", ""), "tags": tag_dict(key)} for key in found]
 
 
 def key_users(ec2: Any, key_name: str) -> list[str]:
@@ -243,8 +237,7 @@ def main() -> None:
         module.fail_json(msg="ec2_course_info needs boto3 on the controller (pip install boto3).")
     params = module.params
     try:
-        ec2 = boto3.session.Session().client(
-            "ec2", region_name=params["region"], config=Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}))
+        ec2 = client(boto3.session.Session(), "ec2", params["region"])
         found = read(ec2, params)
     except (ClientError, BotoCoreError) as exc:
         module.fail_json(msg=f"AWS refused a read in {params['region']} ({aws_error(exc)}). Check the course's credentials "
